@@ -131,6 +131,11 @@ def build(arch: str, num_classes: int = 1000, method: str = "supervised") -> nn.
     return spec.builder(match, num_classes)
 
 
+def checkpoint_prefix(method: str) -> str:
+    """The wrapper prefix of the checkpoint's weight keys: ``module.`` for Composer classifiers, none for SSL."""
+    return "" if method in ("simclr", "dino") else "module."
+
+
 def count_parameters(arch: str, method: str = "supervised", num_classes: int = 1000) -> int:
     """Parameter count of ``build(arch, num_classes, method)``, built on the meta device (no memory, fast)."""
     with torch.device("meta"):
@@ -181,4 +186,4 @@ def commitment_key(arch: str, method: str = "supervised") -> str:
 
 
 __all__ = ["METHODS", "REGISTRY", "ArchSpec", "build", "unsupported_reason", "count_parameters",
-           "arch_and_method", "commitment_key", "SSL_COMMITMENT_KEYS"]
+           "arch_and_method", "commitment_key", "checkpoint_prefix", "SSL_COMMITMENT_KEYS"]

@@ -1,0 +1,12 @@
+"""brainscore-plugins: every checkpoint of public vision scaling studies as a Brain-Score model plugin.
+
+    from brainscore_plugins import create_model, list_models
+    model = create_model("spvvs_resnet18_imagenet_full")          # torch module with the published weights
+"""
+from .catalog import identifiers as list_models, resolve  # noqa: F401
+
+
+def create_model(name: str, pretrained: bool = True, progress: bool = True):
+    """The torch model of a catalogued identifier (see :func:`brainscore_plugins.factory.create_model`)."""
+    from .factory import create_model as _create
+    return _create(name, pretrained=pretrained, progress=progress)

@@ -1,0 +1,24 @@
+"""Brain-Score style plugin test for the synthetic benchmark."""
+import numpy as np
+import pytest
+
+import brainscore_vision
+from brainscore_plugins import bridge, hub
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    monkeypatch.setenv(hub.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv("BS_INSTALL_DEPENDENCIES", "no")
+    bridge.link()
+
+
+@pytest.mark.parametrize("region", ["V1", "V2", "V4", "IT"])
+def test_benchmark(region):
+    benchmark = brainscore_vision.load_benchmark(f"bsp-synthetic.{region}-pls")
+    assert benchmark.identifier == f"bsp-synthetic.{region}-pls" and benchmark.region == region
+    ceiling = benchmark.ceiling
+    assert 0.5 < float(ceiling) <= 1  # planted signal with moderate noise: reliable responses
+    assembly = benchmark._assembly
+    assert set(assembly.dims) == {"presentation", "neuroid"}  # static, like MajajHong2015
+    assert len(np.unique(assembly["stimulus_id"])) == assembly.sizes["presentation"]  # repetitions averaged

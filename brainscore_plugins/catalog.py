@@ -1,0 +1,168 @@
+"""The checkpoint catalog: one CSV row per checkpoint, read once, resolved by identifier.
+
+Identifier scheme (see README, "Identifiers"):
+
+* ``<prefix>_<model_id>``          the model's latest checkpoint, e.g. ``spvvs_resnet18_imagenet_full``
+* ``<prefix>_<model_id>.ep<N>``    the checkpoint after epoch N, e.g. ``spvvs_resnet18_imagenet_full.ep10``
+
+``<prefix>`` names the family (``spvvs`` = scaling-primate-vvs). No study model id contains a ``.``, so the
+scheme is unambiguous, and the prefix keeps our identifiers apart from Brain-Score's own plugins (which register
+some study model ids verbatim). The study's own model id (optionally with ``.ep<N>``) is accepted as an alias.
+"""
+from __future__ import annotations
+
+import csv
+import difflib
+import functools
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Iterator
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+FAMILIES = {"spvvs": "scaling_primate_vvs.csv"}
+REGIONS = ("V1", "V2", "V4", "IT")
+EPOCH_SEPARATOR = ".ep"
+
+
+class UnknownModelError(KeyError):
+    """An identifier that is not in the catalog."""
+
+    def __str__(self) -> str:  # KeyError would print the repr of the message
+        return self.args[0]
+
+
+class UnsupportedModelError(RuntimeError):
+    """A catalogued checkpoint whose architecture cannot be built."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One checkpoint. Strings as in the CSV; numbers parsed."""
+
+    identifier: str
+    family: str
+    model_id: str
+    epoch: int
+    latest: bool
+    arch: str
+    method: str
+    dataset: str
+    num_classes: int
+    weights_key: str
+    url: str
+    sha256: str
+    resize: int
+    crop: int
+    interpolation: str
+    n_params: int | None
+    V1: str
+    V2: str
+    V4: str
+    IT: str
+    readout: str
+    commitment_source: str
+    unsupported: str
+
+    @property
+    def bare_identifier(self) -> str:
+        return f"{self.family}_{self.model_id}"
+
+    @property
+    def relative_path(self) -> str:
+        """Path of the weights below ``checkpoints/`` in the URL: ``<model_id>/ep<N>.pt``."""
+        return self.url.split("/checkpoints/", 1)[1]
+
+    @property
+    def region_layer_map(self) -> dict[str, str]:
+        return {region: getattr(self, region) for region in REGIONS if getattr(self, region)}
+
+    @property
+    def layers(self) -> list[str]:
+        """Committed layers in first-use order, readout last (Brain-Score's default readout is ``layers[-1]``)."""
+        ordered = dict.fromkeys(self.region_layer_map.values())
+        ordered.pop(self.readout, None)
+        return [*ordered, self.readout] if self.readout else list(ordered)
+
+
+CSV_COLUMNS = tuple(f.name for f in fields(Entry) if f.name != "family")
+
+
+def _parse(row: dict, family: str) -> Entry:
+    return Entry(
+        family=family,
+        epoch=int(row["epoch"]),
+        latest=row["latest"] == "1",
+        num_classes=int(row["num_classes"]),
+        resize=int(row["resize"]),
+        crop=int(row["crop"]),
+        n_params=int(row["n_params"]) if row["n_params"] else None,
+        **{k: row[k] for k in CSV_COLUMNS if k not in
+           ("epoch", "latest", "num_classes", "resize", "crop", "n_params")},
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def entries(family: str | None = None) -> tuple[Entry, ...]:
+    """All checkpoint rows (one per epoch checkpoint), of one family or of all."""
+    selected = [family] if family else list(FAMILIES)
+    unknown = [f for f in selected if f not in FAMILIES]
+    if unknown:
+        raise UnknownModelError(f"Unknown family {unknown[0]!r}; known families: {', '.join(FAMILIES)}")
+    rows = []
+    for fam in selected:
+        with open(DATA_DIR / FAMILIES[fam], newline="") as f:
+            rows.extend(_parse(row, fam) for row in csv.DictReader(f))
+    return tuple(rows)
+
+
+@functools.lru_cache(maxsize=None)
+def _index() -> dict[str, Entry]:
+    index = {}
+    for entry in entries():
+        index[entry.identifier] = entry
+        if entry.latest:
+            index[entry.bare_identifier] = entry
+    return index
+
+
+@functools.lru_cache(maxsize=None)
+def _aliases() -> dict[str, str]:
+    """Study model ids (with and without ``.ep<N>``) -> our identifiers."""
+    aliases = {}
+    for identifier, entry in _index().items():
+        aliases[identifier[len(entry.family) + 1:]] = identifier
+    return aliases
+
+
+def identifiers(family: str | None = None, checkpoints: bool = False) -> list[str]:
+    """Registered identifiers: one per model (its latest checkpoint), plus every epoch checkpoint if asked."""
+    result = []
+    for entry in entries(family):
+        if entry.latest:
+            result.append(entry.bare_identifier)
+        if checkpoints:
+            result.append(entry.identifier)
+    return result
+
+
+def resolve(name: str) -> Entry:
+    """The catalog entry for an identifier or a study model id; unknown names get close-match suggestions."""
+    index = _index()
+    if name in index:
+        return index[name]
+    if name in _aliases():
+        return index[_aliases()[name]]
+    candidates = list(index) + list(_aliases())
+    close = difflib.get_close_matches(name, candidates, n=5, cutoff=0.6)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    raise UnknownModelError(
+        f"Unknown model identifier {name!r}.{hint} "
+        f"Run `brainscore-plugins list --checkpoints` for every identifier.")
+
+
+def iter_bare_and_checkpoint_identifiers(family: str | None = None) -> Iterator[tuple[str, Entry]]:
+    """(identifier, entry) for every registered identifier: the bare latest ones and all epoch checkpoints."""
+    for entry in entries(family):
+        if entry.latest:
+            yield entry.bare_identifier, entry
+        yield entry.identifier, entry

@@ -1,0 +1,100 @@
+"""``brainscore-plugins``: list, inspect, fetch and link the catalogued models; run the offline demo."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+
+from . import bridge, catalog
+
+
+def _list(args) -> None:
+    for identifier in catalog.identifiers(args.family, checkpoints=args.checkpoints):
+        print(identifier)
+
+
+def _info(args) -> None:
+    entry = catalog.resolve(args.identifier)
+    print(json.dumps(dataclasses.asdict(entry), indent=2))
+
+
+def _fetch(args) -> None:
+    from . import hub
+    entry = catalog.resolve(args.identifier)
+    print(hub.fetch(entry.url, entry.relative_path, entry.sha256 or None))
+
+
+def _link(args) -> None:
+    print("\n".join(bridge.link()))
+
+
+def _unlink(args) -> None:
+    print("\n".join(bridge.unlink()) or "nothing to unlink")
+
+
+def _generate(args) -> None:
+    from . import plugin_sources
+    for family in catalog.FAMILIES:
+        n_ids, n_maps = plugin_sources.write(family)
+        print(f"{family}: {n_ids} registry lines, {n_maps} region maps")
+
+
+def _score(args) -> None:
+    import brainscore_vision
+    entry = catalog.resolve(args.identifier)
+    name = args.identifier if args.identifier.startswith(entry.family + "_") else entry.identifier
+    print(brainscore_vision.score(name, args.benchmark))
+
+
+def _demo(args) -> None:
+    from .demo import run_demo
+    run_demo(args.identifier, args.benchmark, args.workdir)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="brainscore-plugins", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("list", help="print registered identifiers, one per line")
+    p.add_argument("--family", choices=sorted(catalog.FAMILIES))
+    p.add_argument("--checkpoints", action="store_true", help="include every epoch checkpoint")
+    p.set_defaults(run=_list)
+
+    p = commands.add_parser("info", help="the catalog row of an identifier (or study model id)")
+    p.add_argument("identifier")
+    p.set_defaults(run=_info)
+
+    p = commands.add_parser("fetch", help="download (or find in the mirror) and verify the weights")
+    p.add_argument("identifier")
+    p.set_defaults(run=_fetch)
+
+    for name, run, text in [("link", _link, "make our plugins visible to the installed brainscore_vision"),
+                            ("unlink", _unlink, "remove those links")]:
+        commands.add_parser(name, help=text).set_defaults(run=run)
+
+    commands.add_parser("generate", help="rewrite registry lines and region maps from the catalog"
+                        ).set_defaults(run=_generate)
+
+    p = commands.add_parser("score", help="brainscore_vision.score with study model ids accepted")
+    p.add_argument("identifier")
+    p.add_argument("benchmark")
+    p.set_defaults(run=_score)
+
+    p = commands.add_parser("demo", help="offline end to end: forge a checkpoint, load, commit, score")
+    p.add_argument("--identifier", default="spvvs_resnet18_imagenet_full")
+    p.add_argument("--benchmark", default="bsp-synthetic.IT-pls")
+    p.add_argument("--workdir", help="where the forged mirror and caches go (default: a temporary folder)")
+    p.set_defaults(run=_demo)
+
+    args = parser.parse_args(argv)
+    try:
+        args.run(args)
+    except (catalog.UnknownModelError, catalog.UnsupportedModelError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""Checkpoint files: a local mirror, a verified cache, and resumable downloads.
+
+Lookup order for ``<relative path>`` (``<model_id>/ep<N>.pt``, the URL's path after ``checkpoints/``):
+
+1. ``$BRAINSCORE_PLUGINS_MIRROR/<relative path>`` (a read-only copy for offline clusters);
+2. ``<cache>/<relative path>``, the cache being ``$BRAINSCORE_PLUGINS_CACHE`` or
+   ``<torch.hub.get_dir()>/brainscore_plugins`` (i.e. ``$TORCH_HOME/hub`` or ``$XDG_CACHE_HOME/torch/hub``);
+3. a download of the URL into the cache, written to ``<file>.partial`` (resumed with an HTTP range request when
+   a partial file is there) and renamed only once complete and verified.
+
+Every file's sha256 is recorded in ``<cache>/<relative path>.sha256`` the first time it is used (or taken from the
+catalog when published) and verified on every later use, so a corrupted or swapped file is caught.
+"""
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+MIRROR_ENV = "BRAINSCORE_PLUGINS_MIRROR"
+CACHE_ENV = "BRAINSCORE_PLUGINS_CACHE"
+CHUNK = 1 << 20
+
+
+class WeightsUnavailableError(RuntimeError):
+    """The weights are neither mirrored nor cached and cannot be downloaded."""
+
+
+class ChecksumMismatchError(RuntimeError):
+    """A file's sha256 differs from the recorded one."""
+
+
+def cache_dir() -> Path:
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    import torch.hub
+    return Path(torch.hub.get_dir()) / "brainscore_plugins"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _verify(path: Path, relative_path: str, expected: str | None) -> None:
+    """Check ``path`` against the published or recorded hash; record the hash on first use."""
+    record = cache_dir() / f"{relative_path}.sha256"
+    recorded = record.read_text().strip() if record.exists() else None
+    expected = expected or recorded
+    actual = sha256_of(path)
+    if expected is None:
+        _write_atomically(record, actual + "\n")
+        return
+    if actual != expected:
+        raise ChecksumMismatchError(
+            f"{path} is corrupted: its sha256 is {actual}, expected {expected} (recorded in {record}). "
+            f"Delete the file (and {record.name} if the file was legitimately replaced) so it is fetched again.")
+    if recorded is None:
+        _write_atomically(record, actual + "\n")
+
+
+def _download(url: str, target: Path, progress: bool) -> None:
+    """Download ``url`` to ``target`` via ``target.partial``, resuming a partial file; TLS is verified."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    offset = partial.stat().st_size if partial.exists() else 0
+    request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        if offset and response.status != 206:  # server ignored the range: start over
+            offset = 0
+        length = response.headers.get("Content-Length")
+        total = offset + int(length) if length is not None else None
+        with open(partial, "ab" if offset else "wb") as out, tqdm(
+                total=total, initial=offset, unit="B", unit_scale=True, desc=target.name,
+                disable=not progress) as bar:
+            for block in iter(lambda: response.read(CHUNK), b""):
+                out.write(block)
+                bar.update(len(block))
+    size = partial.stat().st_size
+    if total is not None and size != total:
+        raise WeightsUnavailableError(
+            f"Download of {url} stopped at {size} of {total} bytes; run again to resume from {partial}.")
+    os.replace(partial, target)
+
+
+def fetch(url: str, relative_path: str, sha256: str | None = None, progress: bool = True) -> Path:
+    """Local path of the verified file for ``url`` (mirror, cache, or a fresh download)."""
+    mirror = os.environ.get(MIRROR_ENV)
+    if mirror:
+        mirrored = Path(mirror).expanduser() / relative_path
+        if mirrored.is_file():
+            _verify(mirrored, relative_path, sha256)
+            return mirrored
+    cached = cache_dir() / relative_path
+    if not cached.is_file():
+        try:
+            _download(url, cached, progress)
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
+            where = f"{MIRROR_ENV}={mirror} has no {relative_path}" if mirror else f"{MIRROR_ENV} is not set"
+            raise WeightsUnavailableError(
+                f"Cannot download {url} ({error}); {where}. Copy the file to "
+                f"<mirror>/{relative_path} and set {MIRROR_ENV}=<mirror>, or place it at {cached}.") from error
+    _verify(cached, relative_path, sha256)
+    return cached

@@ -1,0 +1,103 @@
+"""Small synthetic neural data in Brain-Score's exact formats, for offline demos and tests.
+
+Stimuli are procedurally drawn images (oriented gratings and blobs at several positions, a few "objects" =
+pattern families) written as PNG files; responses are a fixed random linear map of each image's low-resolution
+luminance and orientation energy, observed with trial noise over repetitions, so that early visual features
+predict them and a split-half ceiling exists. The generator is deterministic in ``seed``.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+OBJECTS = ("grating", "plaid", "blob", "checker")
+
+
+def _image(kind: str, rng: np.random.Generator, size: int) -> np.ndarray:
+    y, x = np.mgrid[0:size, 0:size] / size
+    theta, freq, phase = rng.uniform(0, np.pi), rng.uniform(3, 12), rng.uniform(0, 2 * np.pi)
+    u = np.cos(theta) * x + np.sin(theta) * y
+    cx, cy, radius = rng.uniform(0.25, 0.75), rng.uniform(0.25, 0.75), rng.uniform(0.1, 0.35)
+    envelope = np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * radius ** 2))
+    if kind == "grating":
+        pattern = np.sin(2 * np.pi * freq * u + phase)
+    elif kind == "plaid":
+        v = -np.sin(theta) * x + np.cos(theta) * y
+        pattern = np.sin(2 * np.pi * freq * u + phase) * np.sin(2 * np.pi * freq * v)
+    elif kind == "blob":
+        pattern = 2 * envelope - 1
+    else:
+        pattern = np.sign(np.sin(2 * np.pi * freq * x + phase) * np.sin(2 * np.pi * freq * y))
+    color = rng.uniform(0.3, 1.0, size=3)
+    gray = 0.5 + 0.5 * pattern * envelope
+    return (np.clip(gray[..., None] * color, 0, 1) * 255).astype(np.uint8)
+
+
+def stimulus_set(directory: str | Path, n_per_object: int = 12, size: int = 96, seed: int = 0,
+                 identifier: str = "bsp-synthetic"):
+    """A ``StimulusSet`` of ``len(OBJECTS) * n_per_object`` PNG images written (atomically) under ``directory``."""
+    from brainscore_core.supported_data_standards.brainio.stimuli import StimulusSet
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    rows, paths = [], {}
+    for obj in OBJECTS:
+        for i in range(n_per_object):
+            stimulus_id = f"{identifier}-{obj}-{i:03d}"
+            pixels = _image(obj, rng, size)
+            path = directory / f"{stimulus_id}.png"
+            if not path.exists():
+                tmp = directory / f".{stimulus_id}.{os.getpid()}.png"
+                Image.fromarray(pixels).save(tmp)
+                os.replace(tmp, path)
+            rows.append({"stimulus_id": stimulus_id, "object_name": obj, "image_index": i})
+            paths[stimulus_id] = str(path)
+    stimuli = StimulusSet(rows)
+    stimuli.stimulus_paths = paths
+    stimuli.identifier = f"{identifier}-seed{seed}-n{len(rows)}-s{size}"
+    return stimuli
+
+
+def image_features(stimuli, grid: int = 4) -> np.ndarray:
+    """Per image: luminance on a ``grid x grid`` raster and horizontal / vertical gradient energy (z-scored)."""
+    features = []
+    for stimulus_id in stimuli["stimulus_id"]:
+        with Image.open(stimuli.get_stimulus(stimulus_id)) as image:
+            gray = np.asarray(image.convert("L"), dtype=float) / 255
+        blocks = gray.reshape(grid, gray.shape[0] // grid, grid, gray.shape[1] // grid)
+        dx, dy = np.abs(np.diff(gray, axis=1)), np.abs(np.diff(gray, axis=0))
+        features.append(np.concatenate([blocks.mean(axis=(1, 3)).ravel(), [dx.mean(), dy.mean(), gray.std()]]))
+    features = np.asarray(features)
+    return (features - features.mean(0)) / (features.std(0) + 1e-8)
+
+
+def neural_assembly(stimuli, region: str, n_neuroids: int = 24, repetitions: int = 4, noise: float = 0.5,
+                    seed: int = 0):
+    """A ``NeuroidAssembly`` (presentation x neuroid x time_bin) of noisy linear responses to ``stimuli``."""
+    from brainscore_core.supported_data_standards.brainio.assemblies import NeuroidAssembly
+
+    rng = np.random.default_rng(seed + 1)
+    features = image_features(stimuli)
+    signal = features @ rng.normal(size=(features.shape[1], n_neuroids))
+    signal /= signal.std(0)
+    n = len(stimuli)
+    values = np.concatenate([signal + noise * rng.normal(size=signal.shape) for _ in range(repetitions)])
+    assembly = NeuroidAssembly(
+        values[..., None],
+        coords={
+            "stimulus_id": ("presentation", np.tile(stimuli["stimulus_id"].values, repetitions)),
+            "object_name": ("presentation", np.tile(stimuli["object_name"].values, repetitions)),
+            "repetition": ("presentation", np.repeat(np.arange(repetitions), n)),
+            "neuroid_id": ("neuroid", [f"{region}-{i}" for i in range(n_neuroids)]),
+            "region": ("neuroid", [region] * n_neuroids),
+            "time_bin_start": ("time_bin", [70]),
+            "time_bin_stop": ("time_bin", [170]),
+        },
+        dims=["presentation", "neuroid", "time_bin"])
+    assembly.attrs["stimulus_set"] = stimuli
+    assembly.attrs["stimulus_set_identifier"] = stimuli.identifier
+    return assembly

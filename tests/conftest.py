@@ -1,0 +1,49 @@
+"""Shared fixtures. Tests run offline: weights are forged into a temporary mirror, caches are per session."""
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    """The study's published tables (CI clones the repository with shared/ beside it)."""
+    path = REPO.parent / "shared" / "reference" / "scaling_primate_vvs"
+    assert path.is_dir(), f"published tables not found at {path}"
+    return path
+
+
+@pytest.fixture(scope="session")
+def offline_env(tmp_path_factory) -> dict:
+    """Environment for subprocesses and in-process loads: a forged-weights mirror, an empty cache."""
+    from brainscore_plugins import hub
+    root = tmp_path_factory.mktemp("offline")
+    env = {hub.MIRROR_ENV: str(root / "mirror"), hub.CACHE_ENV: str(root / "cache"),
+           "BS_INSTALL_DEPENDENCIES": "no", "RESULTCACHING_DISABLE": "1",
+           "RESULTCACHING_HOME": str(root / "result_caching")}
+    return env
+
+
+@pytest.fixture
+def offline(offline_env, monkeypatch) -> dict:
+    for key, value in offline_env.items():
+        monkeypatch.setenv(key, value)
+    return offline_env
+
+
+@pytest.fixture(scope="session")
+def linked():
+    """Our plugins visible to brainscore_vision (the README's install command has already done this)."""
+    from brainscore_plugins import bridge
+    bridge.link()
+    return bridge
+
+
+def run_python(code: str, env: dict, timeout: int = 900):
+    """Run ``code`` in a fresh interpreter (as a user would) and return the completed process."""
+    import subprocess
+    return subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True,
+                          text=True, timeout=timeout, cwd=REPO)

@@ -1,0 +1,116 @@
+"""Downloads, cache, mirror and hash checks, against a local HTTP server on the loopback interface."""
+import functools
+import hashlib
+import http.server
+import threading
+from pathlib import Path
+
+import pytest
+
+from brainscore_plugins import hub
+
+PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    """Serves files with Range support; ``truncate_at`` cuts the body short while promising the full length."""
+    truncate_at = None
+    range_requests = []
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        path = Path(self.translate_path(self.path))
+        if not path.is_file():
+            self.send_error(404)
+            return
+        data = path.read_bytes()
+        start = 0
+        if "Range" in self.headers:
+            start = int(self.headers["Range"].split("=")[1].split("-")[0])
+            type(self).range_requests.append(start)
+            self.send_response(206)
+        else:
+            self.send_response(200)
+        body = data[start:]
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        cut = type(self).truncate_at
+        self.wfile.write(body if cut is None else body[:cut])
+
+
+@pytest.fixture
+def server(tmp_path):
+    root = tmp_path / "served" / "checkpoints" / "m"
+    root.mkdir(parents=True)
+    (root / "ep1.pt").write_bytes(PAYLOAD)
+    _Handler.truncate_at, _Handler.range_requests = None, []
+    httpd = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_Handler, directory=str(tmp_path / "served")))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/checkpoints/m/ep1.pt"
+    httpd.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv(hub.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.delenv(hub.MIRROR_ENV, raising=False)
+    return tmp_path / "cache"
+
+
+def test_download_is_cached_and_hash_recorded(server, isolated_cache):
+    path = hub.fetch(server, "m/ep1.pt", progress=False)
+    assert path == isolated_cache / "m" / "ep1.pt" and path.read_bytes() == PAYLOAD
+    record = isolated_cache / "m" / "ep1.pt.sha256"
+    assert record.read_text().strip() == hashlib.sha256(PAYLOAD).hexdigest()
+    assert not list(isolated_cache.rglob("*.partial"))
+
+
+def test_published_hash_mismatch_is_refused(server):
+    with pytest.raises(hub.ChecksumMismatchError, match="sha256"):
+        hub.fetch(server, "m/ep1.pt", sha256="0" * 64, progress=False)
+
+
+def test_corrupted_cache_file_is_detected_on_later_load(server):
+    path = hub.fetch(server, "m/ep1.pt", progress=False)
+    path.write_bytes(PAYLOAD[:-1] + b"\x00")
+    with pytest.raises(hub.ChecksumMismatchError, match="corrupted"):
+        hub.fetch(server, "m/ep1.pt", progress=False)
+
+
+def test_truncated_download_leaves_only_a_partial_file_and_resumes(server, isolated_cache):
+    _Handler.truncate_at = 300_000
+    with pytest.raises(hub.WeightsUnavailableError, match="resume|Cannot download"):
+        hub.fetch(server, "m/ep1.pt", progress=False)
+    assert not (isolated_cache / "m" / "ep1.pt").exists()
+    partial = isolated_cache / "m" / "ep1.pt.partial"
+    partial_size = partial.stat().st_size
+    assert 0 < partial_size < len(PAYLOAD)
+    _Handler.truncate_at = None
+    path = hub.fetch(server, "m/ep1.pt", progress=False)
+    assert path.read_bytes() == PAYLOAD
+    assert _Handler.range_requests == [partial_size]  # resumed, not restarted
+    assert not partial.exists()
+
+
+def test_offline_without_mirror_names_url_and_variable(tmp_path):
+    url = "http://127.0.0.1:9/checkpoints/m/ep1.pt"  # discard port: connection refused
+    with pytest.raises(hub.WeightsUnavailableError) as error:
+        hub.fetch(url, "m/ep1.pt", progress=False)
+    assert url in str(error.value) and hub.MIRROR_ENV in str(error.value)
+    assert not list((tmp_path / "cache").rglob("ep1.pt"))
+
+
+def test_mirror_is_used_and_verified(tmp_path, monkeypatch):
+    mirror = tmp_path / "mirror"
+    (mirror / "m").mkdir(parents=True)
+    (mirror / "m" / "ep1.pt").write_bytes(PAYLOAD)
+    monkeypatch.setenv(hub.MIRROR_ENV, str(mirror))
+    url = "http://127.0.0.1:9/checkpoints/m/ep1.pt"
+    assert hub.fetch(url, "m/ep1.pt", progress=False) == mirror / "m" / "ep1.pt"
+    (mirror / "m" / "ep1.pt").write_bytes(PAYLOAD[:1000])  # mirror copy replaced by a broken one
+    with pytest.raises(hub.ChecksumMismatchError):
+        hub.fetch(url, "m/ep1.pt", progress=False)

@@ -1,0 +1,72 @@
+"""The Brain-Score bridge: generated registry lines, region maps, plugin location, link / unlink, CLI."""
+import json
+import random
+import subprocess
+import sys
+
+from brainscore_core.plugin_management.import_plugin import ImportPlugin
+
+from brainscore_plugins import bridge, catalog, plugin_sources
+from conftest import REPO
+
+
+def test_registry_lines_are_in_sync_with_the_catalog():
+    on_disk = (plugin_sources.MODELS_DIR / "spvvs" / "__init__.py").read_text()
+    assert on_disk == plugin_sources.registry_source("spvvs"), "run `brainscore-plugins generate`"
+
+
+def test_region_maps_are_in_sync_with_the_catalog():
+    maps_dir = plugin_sources.MODELS_DIR / "spvvs" / "region_layer_map"
+    expected = plugin_sources.region_maps("spvvs")
+    assert {p.name for p in maps_dir.glob("*.json")} == set(expected), "run `brainscore-plugins generate`"
+    for name in random.Random(0).sample(sorted(expected), 200):
+        assert (maps_dir / name).read_text() == expected[name]
+    sample = json.loads(expected["spvvs_resnet18_imagenet_full.json"])
+    assert set(sample) == {"V1", "V2", "V4", "IT"}  # Brain-Score's region_layer_map format
+
+
+def test_brainscore_locates_our_plugin_for_every_architecture(linked):
+    one_per_arch = {}
+    for entry in catalog.entries("spvvs"):
+        one_per_arch.setdefault((entry.arch, entry.method), entry)
+    for entry in one_per_arch.values():
+        for identifier in (entry.identifier, entry.bare_identifier):
+            if identifier == entry.bare_identifier and not entry.latest:
+                continue
+            assert ImportPlugin("brainscore_vision", "models", identifier).locate_plugin() == "spvvs", identifier
+    assert ImportPlugin("brainscore_vision", "benchmarks", "bsp-synthetic.IT-pls").locate_plugin() == "bsp_synthetic"
+
+
+def test_link_and_unlink_are_idempotent(linked):
+    assert bridge.is_linked()
+    assert all(line.startswith("ok") for line in bridge.link())
+    removed = bridge.unlink()
+    assert len(removed) == 2 and not bridge.is_linked()
+    assert bridge.unlink() == []
+    assert all(line.startswith("linked") for line in bridge.link())
+    assert bridge.is_linked()
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "brainscore_plugins.cli", *args], capture_output=True, text=True,
+                          cwd=REPO, timeout=120)
+
+
+def test_cli_list_counts():
+    bare = _cli("list", "--family", "spvvs").stdout.split()
+    everything = _cli("list", "--checkpoints").stdout.split()
+    assert len(bare) == 811 and len(everything) == 811 + 10751
+    assert "spvvs_resnet18_imagenet_full" in bare and "spvvs_resnet18_imagenet_full.ep10" in everything
+
+
+def test_cli_unknown_identifier_suggests():
+    process = _cli("info", "resnet18_imagenet_ful")
+    assert process.returncode == 2
+    assert "Did you mean" in process.stderr and "resnet18_imagenet_full" in process.stderr
+
+
+def test_cli_info_accepts_study_model_id():
+    process = _cli("info", "convnext_tiny_imagenet_full_seed-0")
+    row = json.loads(process.stdout)
+    assert row["identifier"].startswith("spvvs_convnext_tiny_imagenet_full_seed-0.ep")
+    assert row["interpolation"] == "bicubic" and row["weights_key"] == "model_ema_state_dict"
