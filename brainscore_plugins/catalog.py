@@ -136,13 +136,8 @@ def _aliases() -> dict[str, str]:
 
 def identifiers(family: str | None = None, checkpoints: bool = False) -> list[str]:
     """Registered identifiers: one per model (its latest checkpoint), plus every epoch checkpoint if asked."""
-    result = []
-    for entry in entries(family):
-        if entry.latest:
-            result.append(entry.bare_identifier)
-        if checkpoints:
-            result.append(entry.identifier)
-    return result
+    return [identifier for identifier, entry in registered(family)
+            if checkpoints or identifier == entry.bare_identifier]
 
 
 def resolve(name: str) -> Entry:
@@ -160,7 +155,7 @@ def resolve(name: str) -> Entry:
         f"Run `brainscore-plugins list --checkpoints` for every identifier.")
 
 
-def iter_bare_and_checkpoint_identifiers(family: str | None = None) -> Iterator[tuple[str, Entry]]:
+def registered(family: str | None = None) -> Iterator[tuple[str, Entry]]:
     """(identifier, entry) for every registered identifier: the bare latest ones and all epoch checkpoints."""
     for entry in entries(family):
         if entry.latest:

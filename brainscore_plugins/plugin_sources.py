@@ -23,14 +23,14 @@ from .model import get_brain_model
 
 def registry_source(family: str) -> str:
     lines = [f"model_registry['{identifier}'] = lambda: get_brain_model('{identifier}')\n"
-             for identifier, _ in catalog.iter_bare_and_checkpoint_identifiers(family)]
+             for identifier, _ in catalog.registered(family)]
     return HEADER.format(csv=catalog.FAMILIES[family]) + "".join(lines)
 
 
 def region_maps(family: str) -> dict[str, str]:
     """``{file name: JSON text}`` for every identifier with a region commitment."""
     return {f"{identifier}.json": json.dumps(entry.region_layer_map, indent=2) + "\n"
-            for identifier, entry in catalog.iter_bare_and_checkpoint_identifiers(family)
+            for identifier, entry in catalog.registered(family)
             if entry.region_layer_map}
 
 
