@@ -8,6 +8,9 @@ Identifier scheme (see README, "Identifiers"):
 ``<prefix>`` names the family (``spvvs`` = scaling-primate-vvs). No study model id contains a ``.``, so the
 scheme is unambiguous, and the prefix keeps our identifiers apart from Brain-Score's own plugins (which register
 some study model ids verbatim). The study's own model id (optionally with ``.ep<N>``) is accepted as an alias.
+
+Families whose models have a single published checkpoint (``hlvit`` = humanlike-vits) leave ``epoch`` empty; their
+identifier is ``<prefix>_<model_id>`` (e.g. ``hlvit_vith14@476_1.0_1``, ``hlvit_vith14@476_1.0_1-finetuned``).
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from pathlib import Path
 from typing import Iterator
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
-FAMILIES = {"spvvs": "scaling_primate_vvs.csv"}
+FAMILIES = {"spvvs": "scaling_primate_vvs.csv", "hlvit": "humanlike_vits.csv"}
 REGIONS = ("V1", "V2", "V4", "IT")
 EPOCH_SEPARATOR = ".ep"
 
@@ -42,7 +45,7 @@ class Entry:
     identifier: str
     family: str
     model_id: str
-    epoch: int
+    epoch: int | None  # None: the family publishes one checkpoint per model
     latest: bool
     arch: str
     method: str
@@ -69,8 +72,21 @@ class Entry:
 
     @property
     def relative_path(self) -> str:
-        """Path of the weights below ``checkpoints/`` in the URL: ``<model_id>/ep<N>.pt``."""
+        """Path of the weights below ``checkpoints/`` in the URL (``<model_id>/ep<N>.pt``), or the file's path in its
+        Hugging Face repository (``vits14/vits14_1.0_1.pth``)."""
+        if self.hf_repo:
+            return self.hf_repo[1]
         return self.url.split("/checkpoints/", 1)[1]
+
+    @property
+    def hf_repo(self) -> tuple[str, str] | None:
+        """(repo id, file path) when the weights are a Hugging Face Hub file (``huggingface.co/<repo>/resolve/...``)."""
+        from urllib.parse import unquote
+        head, sep, tail = self.url.partition("://huggingface.co/")
+        if not sep or "/resolve/" not in tail:
+            return None
+        repo, path = tail.split("/resolve/", 1)
+        return repo, unquote(path.split("/", 1)[1])
 
     @property
     def region_layer_map(self) -> dict[str, str]:
@@ -90,7 +106,7 @@ CSV_COLUMNS = tuple(f.name for f in fields(Entry) if f.name != "family")
 def _parse(row: dict, family: str) -> Entry:
     return Entry(
         family=family,
-        epoch=int(row["epoch"]),
+        epoch=int(row["epoch"]) if row["epoch"] else None,
         latest=row["latest"] == "1",
         num_classes=int(row["num_classes"]),
         resize=int(row["resize"]),
@@ -158,6 +174,6 @@ def resolve(name: str) -> Entry:
 def registered(family: str | None = None) -> Iterator[tuple[str, Entry]]:
     """(identifier, entry) for every registered identifier: the bare latest ones and all epoch checkpoints."""
     for entry in entries(family):
-        if entry.latest:
+        if entry.latest and entry.bare_identifier != entry.identifier:
             yield entry.bare_identifier, entry
         yield entry.identifier, entry

@@ -67,9 +67,19 @@ def safe_load(path: str | Path) -> dict:
             f"downloaded again (or replace the mirrored copy).") from error
 
 
-def extract_state_dict(checkpoint: Mapping, weights_key: str, prefix: str = "module.") -> dict[str, torch.Tensor]:
-    """The weights at ``checkpoint['state'][weights_key]``, with the training wrapper's ``prefix`` stripped."""
-    state = checkpoint.get("state") if isinstance(checkpoint, Mapping) else None
+def extract_state_dict(checkpoint: Mapping, weights_key: str, prefix: str = "module.",
+                       container: str | None = "state") -> dict[str, torch.Tensor]:
+    """The weights at ``checkpoint['state'][weights_key]`` (``checkpoint[weights_key]`` with ``container=None``, as
+    in MAE's ``save_model`` dicts), with the training wrapper's ``prefix`` stripped."""
+    if container is None:
+        weights = checkpoint.get(weights_key) if isinstance(checkpoint, Mapping) else None
+        if not isinstance(weights, Mapping):
+            top = sorted(checkpoint) if isinstance(checkpoint, Mapping) else type(checkpoint).__name__
+            raise CheckpointError(
+                f"Expected the weights at checkpoint[{weights_key!r}]; found top-level keys {top}. The file is not a "
+                f"checkpoint of this family, or the catalog's weights_key is wrong.")
+        return {(k[len(prefix):] if prefix and k.startswith(prefix) else k): v for k, v in weights.items()}
+    state = checkpoint.get(container) if isinstance(checkpoint, Mapping) else None
     if not isinstance(state, Mapping) or not isinstance(state.get(weights_key), Mapping):
         top = sorted(checkpoint) if isinstance(checkpoint, Mapping) else type(checkpoint).__name__
         inner = sorted(state) if isinstance(state, Mapping) else None
@@ -81,8 +91,15 @@ def extract_state_dict(checkpoint: Mapping, weights_key: str, prefix: str = "mod
     return {(k[len(prefix):] if k.startswith(prefix) else k): v for k, v in weights.items()}
 
 
-def load_strict(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], source: str = "checkpoint") -> None:
-    """``load_state_dict(strict=True)`` with an error that lists missing and unexpected keys and bad shapes."""
+def load_strict(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], source: str = "checkpoint",
+                ignore: tuple[str, ...] = ()) -> None:
+    """``load_state_dict(strict=True)`` with an error that lists missing and unexpected keys and bad shapes.
+
+    Keys starting with one of ``ignore`` (training-only modules such as MAE's decoder) are dropped by name first;
+    every other key must match the model exactly.
+    """
+    if ignore:
+        state_dict = {k: v for k, v in state_dict.items() if not k.startswith(ignore)}
     expected = model.state_dict()
     missing = [k for k in expected if k not in state_dict]
     unexpected = [k for k in state_dict if k not in expected]

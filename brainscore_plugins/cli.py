@@ -20,9 +20,8 @@ def _info(args) -> None:
 
 
 def _fetch(args) -> None:
-    from . import hub
-    entry = catalog.resolve(args.identifier)
-    print(hub.fetch(entry.url, entry.relative_path, entry.sha256 or None))
+    from .factory import weights_path
+    print(weights_path(catalog.resolve(args.identifier)))
 
 
 def _link(args) -> None:

@@ -43,6 +43,33 @@ def composer_checkpoint(state_dict: dict[str, torch.Tensor], weights_key: str, s
     return {"state": state, "rng": [{"torch": torch.get_rng_state()}]}
 
 
+def mae_checkpoint(state_dict: dict[str, torch.Tensor], arch: str, finetuned: bool, seed: int = 0) -> dict:
+    """MAE's ``misc.save_model`` layout, as the humanlike-vits files hold it: ``{'model': weights, 'optimizer',
+    'epoch', 'scaler' (GradScaler state), 'args' (argparse.Namespace)}``; pretrained files also hold MAE's decoder
+    (``mask_token``, ``decoder_*``, random values of the published shapes), finetuned ones the BatchNorm1d + Linear
+    ``head.0.*`` / ``head.1.*``."""
+    from .architectures import humanlike
+    generator = torch.Generator().manual_seed(seed + 2)
+    weights = dict(state_dict)
+    if finetuned:  # non-trivial running statistics, so that a head that is not loaded is caught
+        weights["head.0.running_mean"] = torch.randn(weights["head.0.running_mean"].shape, generator=generator)
+        weights["head.0.running_var"] = torch.rand(weights["head.0.running_var"].shape, generator=generator) + 0.5
+    else:
+        weights.update({k: torch.randn(shape, generator=generator) * 0.02
+                        for k, shape in humanlike.decoder_shapes(arch).items()})
+    size = humanlike.image_size(arch)
+    name = {"s": "small", "b": "base", "l": "large", "h": "huge"}[humanlike.PATTERN.fullmatch(arch)["size"]]
+    args = argparse.Namespace(model=f"{'vit' if finetuned else 'mae_vit'}_{name}_patch14", input_size=size,
+                              batch_size=256, epochs=50 if finetuned else 999, blr=1.5e-4, norm_pix_loss=True,
+                              mask_ratio=0.8, output_dir="forged", global_pool=False, nb_classes=1000)
+    return {"model": weights,
+            "optimizer": {"state": {}, "param_groups": [{"lr": 1e-4, "weight_decay": 0.05, "params": [0, 1]}]},
+            "epoch": 49 if finetuned else 998,
+            "scaler": {"scale": 65536.0, "growth_factor": 2.0, "backoff_factor": 0.5, "growth_interval": 2000,
+                       "_growth_tracker": 0},
+            "args": args}
+
+
 def save_atomically(obj, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -52,8 +79,12 @@ def save_atomically(obj, path: Path) -> Path:
 
 
 def forge_into_mirror(name: str, mirror: str | Path, seed: int = 0) -> Path:
-    """Write a forged checkpoint for identifier ``name`` at ``<mirror>/<model_id>/ep<N>.pt``."""
+    """Write a forged checkpoint for identifier ``name`` at ``<mirror>/<relative path>`` (``<model_id>/ep<N>.pt``,
+    or the file's path in its Hugging Face repository)."""
     entry = catalog.resolve(name)
+    if entry.method in architectures.MAE_METHODS:
+        checkpoint = mae_checkpoint(forged_state_dict(entry, seed), entry.arch, entry.method == "mae-finetuned", seed)
+        return save_atomically(checkpoint, Path(mirror) / entry.relative_path)
     checkpoint = composer_checkpoint(forged_state_dict(entry, seed), entry.weights_key, seed,
                                      prefix=architectures.checkpoint_prefix(entry.method))
     return save_atomically(checkpoint, Path(mirror) / entry.relative_path)

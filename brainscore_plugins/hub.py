@@ -10,6 +10,10 @@ Lookup order for ``<relative path>`` (``<model_id>/ep<N>.pt``, the URL's path af
 
 Every file's sha256 is recorded in ``<cache>/<relative path>.sha256`` the first time it is used (or taken from the
 catalog when published) and verified on every later use, so a corrupted or swapped file is caught.
+
+Hugging Face Hub files (:func:`fetch_hf`, humanlike-vits): ``$BRAINSCORE_PLUGINS_MIRROR/<path in the repo>``, else
+``huggingface_hub.hf_hub_download`` with its own cache (``$HF_HUB_CACHE``; ``HF_HUB_OFFLINE=1`` = cache only);
+the sha256 is recorded in ``<cache>/huggingface/<repo id>/<path in the repo>.sha256`` and verified the same way.
 """
 from __future__ import annotations
 
@@ -98,14 +102,23 @@ def _download(url: str, target: Path, progress: bool) -> None:
     os.replace(partial, target)
 
 
-def fetch(url: str, relative_path: str, sha256: str | None = None, progress: bool = True) -> Path:
-    """Local path of the verified file for ``url`` (mirror, cache, or a fresh download)."""
+def _mirrored(relative_path: str, record: str, sha256: str | None) -> Path | None:
+    """The verified mirror copy ``$BRAINSCORE_PLUGINS_MIRROR/<relative_path>``, if there is one."""
     mirror = os.environ.get(MIRROR_ENV)
     if mirror:
         mirrored = Path(mirror).expanduser() / relative_path
         if mirrored.is_file():
-            _verify(mirrored, relative_path, sha256)
+            _verify(mirrored, record, sha256)
             return mirrored
+    return None
+
+
+def fetch(url: str, relative_path: str, sha256: str | None = None, progress: bool = True) -> Path:
+    """Local path of the verified file for ``url`` (mirror, cache, or a fresh download)."""
+    mirror = os.environ.get(MIRROR_ENV)
+    mirrored = _mirrored(relative_path, relative_path, sha256)
+    if mirrored:
+        return mirrored
     cached = cache_dir() / relative_path
     if not cached.is_file():
         try:
@@ -117,3 +130,34 @@ def fetch(url: str, relative_path: str, sha256: str | None = None, progress: boo
                 f"<mirror>/{relative_path} and set {MIRROR_ENV}=<mirror>, or place it at {cached}.") from error
     _verify(cached, relative_path, sha256)
     return cached
+
+
+def _hf_offline() -> bool:
+    from huggingface_hub import constants
+    return constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
+
+
+def fetch_hf(repo_id: str, filename: str, sha256: str | None = None, progress: bool = True) -> Path:
+    """Local path of the verified file ``filename`` of Hugging Face model repo ``repo_id``: the mirror copy
+    ``$BRAINSCORE_PLUGINS_MIRROR/<filename>``, else ``hf_hub_download`` (its cache; cache only when offline)."""
+    record = f"huggingface/{repo_id}/{filename}"
+    mirrored = _mirrored(filename, record, sha256)
+    if mirrored:
+        return mirrored
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+    offline = _hf_offline()
+    try:
+        path = Path(hf_hub_download(repo_id, filename, cache_dir=os.environ.get("HF_HUB_CACHE") or None,
+                                    local_files_only=offline))
+    except (EntryNotFoundError, OSError, ValueError) as error:
+        mirror = os.environ.get(MIRROR_ENV)
+        where = f"{MIRROR_ENV}={mirror} has no {filename}" if mirror else f"{MIRROR_ENV} is not set"
+        how = "HF_HUB_OFFLINE is set and the Hugging Face cache has no copy" if offline else \
+            f"the download failed ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"
+        raise WeightsUnavailableError(
+            f"Cannot get {filename} of the Hugging Face repo {repo_id}: {how}; {where}. Copy the file to "
+            f"<mirror>/{filename} and set {MIRROR_ENV}=<mirror>, or download it once online "
+            f"(huggingface-cli download {repo_id} {filename}).") from error
+    _verify(path, record, sha256)
+    return path

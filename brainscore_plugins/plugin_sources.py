@@ -35,14 +35,19 @@ def region_maps(family: str) -> dict[str, str]:
 
 
 def write(family: str) -> tuple[int, int]:
-    """Write ``models/<family>/__init__.py`` and ``region_layer_map/*.json``; returns (identifiers, maps)."""
+    """Write ``models/<family>/__init__.py`` and ``region_layer_map/*.json``; returns (identifiers, maps).
+
+    Maps of registered identifiers without a catalog commitment (written by ``brainscore-plugins commit``) are kept;
+    maps of identifiers that are no longer registered are removed.
+    """
     plugin = MODELS_DIR / family
     source = registry_source(family)
     (plugin / "__init__.py").write_text(source)
     maps_dir = plugin / "region_layer_map"
     maps_dir.mkdir(exist_ok=True)
     maps = region_maps(family)
-    for stale in set(p.name for p in maps_dir.glob("*.json")) - set(maps):
+    registered = {f"{identifier}.json" for identifier, _ in catalog.registered(family)}
+    for stale in set(p.name for p in maps_dir.glob("*.json")) - set(maps) - registered:
         (maps_dir / stale).unlink()
     for name, text in maps.items():
         path = maps_dir / name

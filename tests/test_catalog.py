@@ -32,8 +32,10 @@ def test_one_latest_checkpoint_per_model_and_it_is_the_highest_epoch():
 
 
 def test_identifier_scheme_is_unique_and_reversible():
-    identifiers = catalog.identifiers(checkpoints=True)
+    identifiers = catalog.identifiers("spvvs", checkpoints=True)
     assert len(identifiers) == len(set(identifiers)) == 811 + 10751
+    everything = catalog.identifiers(checkpoints=True)  # all families
+    assert len(everything) == len(set(everything)) == 811 + 10751 + 156
     for entry in catalog.entries("spvvs"):
         assert "." not in entry.model_id and "'" not in entry.model_id and '"' not in entry.model_id
         assert entry.identifier == f"spvvs_{entry.model_id}.ep{entry.epoch}"

@@ -4,15 +4,29 @@ import random
 import subprocess
 import sys
 
+import pytest
+
 from brainscore_core.plugin_management.import_plugin import ImportPlugin
 
 from brainscore_plugins import bridge, catalog, plugin_sources
 from conftest import REPO
 
 
-def test_registry_lines_are_in_sync_with_the_catalog():
-    on_disk = (plugin_sources.MODELS_DIR / "spvvs" / "__init__.py").read_text()
-    assert on_disk == plugin_sources.registry_source("spvvs"), "run `brainscore-plugins generate`"
+@pytest.mark.parametrize("family", sorted(catalog.FAMILIES))
+def test_registry_lines_are_in_sync_with_the_catalog(family):
+    on_disk = (plugin_sources.MODELS_DIR / family / "__init__.py").read_text()
+    assert on_disk == plugin_sources.registry_source(family), "run `brainscore-plugins generate`"
+
+
+def test_hlvit_has_no_catalog_maps_and_generate_keeps_computed_ones(tmp_path, monkeypatch):
+    assert plugin_sources.region_maps("hlvit") == {}
+    monkeypatch.setattr(plugin_sources, "MODELS_DIR", tmp_path)
+    maps = tmp_path / "hlvit" / "region_layer_map"
+    maps.mkdir(parents=True)
+    (maps / "hlvit_vits14_1.0_1.json").write_text("{}")  # as `brainscore-plugins commit` writes it
+    (maps / "hlvit_gone.json").write_text("{}")  # not registered any more
+    assert plugin_sources.write("hlvit") == (156, 0)
+    assert sorted(p.name for p in maps.iterdir()) == ["hlvit_vits14_1.0_1.json"]
 
 
 def test_region_maps_are_in_sync_with_the_catalog():
@@ -41,7 +55,7 @@ def test_link_and_unlink_are_idempotent(linked):
     assert bridge.is_linked()
     assert all(line.startswith("ok") for line in bridge.link())
     removed = bridge.unlink()
-    assert len(removed) == 2 and not bridge.is_linked()
+    assert len(removed) == sum(map(len, bridge.our_plugins().values())) and not bridge.is_linked()
     assert bridge.unlink() == []
     assert all(line.startswith("linked") for line in bridge.link())
     assert bridge.is_linked()
@@ -55,7 +69,7 @@ def _cli(*args):
 def test_cli_list_counts():
     bare = _cli("list", "--family", "spvvs").stdout.split()
     everything = _cli("list", "--checkpoints").stdout.split()
-    assert len(bare) == 811 and len(everything) == 811 + 10751
+    assert len(bare) == 811 and len(everything) == 811 + 10751 + 156
     assert "spvvs_resnet18_imagenet_full" in bare and "spvvs_resnet18_imagenet_full.ep10" in everything
 
 
@@ -70,3 +84,9 @@ def test_cli_info_accepts_study_model_id():
     row = json.loads(process.stdout)
     assert row["identifier"].startswith("spvvs_convnext_tiny_imagenet_full_seed-0.ep")
     assert row["interpolation"] == "bicubic" and row["weights_key"] == "model_ema_state_dict"
+
+
+def test_cli_list_hlvit():
+    listed = _cli("list", "--family", "hlvit").stdout.split()
+    assert len(listed) == 156 and "hlvit_vith14@476_1.0_1" in listed and "hlvit_vith14@476_1.0_1-finetuned" in listed
+    assert _cli("list", "--family", "hlvit", "--checkpoints").stdout.split() == listed

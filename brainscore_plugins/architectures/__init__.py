@@ -36,9 +36,12 @@ from typing import Callable
 import torch
 from torch import nn
 
-from . import classic, cornet_s, flex, ssl, vit
+from . import classic, cornet_s, flex, humanlike, ssl, vit
 
-METHODS = ("supervised", "adversarial", "simclr", "dino")
+METHODS = ("supervised", "adversarial", "simclr", "dino", "mae", "mae-finetuned")
+# humanlike-vits (arXiv:2308.03712): "mae" = MAE-pretrained encoder (no head), "mae-finetuned" = its ImageNet
+# finetuned classifier. Their checkpoints are MAE's ``save_model`` dicts (see :func:`checkpoint_layout`).
+MAE_METHODS = ("mae", "mae-finetuned")
 _METHOD_PREFIXES = {"simclr_": "simclr", "dino_": "dino", "adv_": "adversarial"}
 
 
@@ -81,6 +84,8 @@ REGISTRY: dict[str, ArchSpec] = {
     "convnextflex": ArchSpec("ConvNeXtFlex", flex.CONVNEXTFLEX_PATTERN,
                              lambda m, n: flex.build_convnextflex(m.string, n)),
     "deitflex": ArchSpec("ViTFlex", flex.DEITFLEX_PATTERN, lambda m, n: flex.build_deitflex(m.string, n)),
+    "humanlike_vit": ArchSpec("HumanlikeViT", humanlike.PATTERN, lambda m, n: humanlike.build(m.string, n),
+                              MAE_METHODS),
 }
 
 # Self-supervised commitments in commitments.json (the others fall back to the supervised key; see commitment_key).
@@ -132,8 +137,48 @@ def build(arch: str, num_classes: int = 1000, method: str = "supervised") -> nn.
 
 
 def checkpoint_prefix(method: str) -> str:
-    """The wrapper prefix of the checkpoint's weight keys: ``module.`` for Composer classifiers, none for SSL."""
-    return "" if method in ("simclr", "dino") else "module."
+    """The wrapper prefix of the checkpoint's weight keys: ``module.`` for Composer classifiers, none for SSL / MAE."""
+    return "" if method in ("simclr", "dino", *MAE_METHODS) else "module."
+
+
+@dataclass(frozen=True)
+class CheckpointLayout:
+    """Where a family's weights sit in its checkpoint dict and which of its keys are not part of the network."""
+
+    container: str | None  # ``checkpoint[container][weights_key]``; None: ``checkpoint[weights_key]``
+    prefix: str  # wrapper prefix stripped from every key
+    ignore: tuple[str, ...] = ()  # key prefixes of training-only modules (MAE's decoder), ignored by name
+    resample_pos_embed: bool = False  # resample ``pos_embed`` to the model's grid when only the grid differs
+
+
+def checkpoint_layout(method: str) -> CheckpointLayout:
+    """Composer (``ckpt['state'][key]``) for the scaling-primate-vvs methods; MAE's ``save_model`` dict
+    (``{'model', 'optimizer', 'epoch', 'scaler', 'args'}``, weights at ``ckpt['model']``) for humanlike-vits."""
+    if method in MAE_METHODS:
+        return CheckpointLayout(None, "", humanlike.MAE_DECODER_KEYS, resample_pos_embed=True)
+    return CheckpointLayout("state", checkpoint_prefix(method))
+
+
+def candidate_layers(model_or_arch: nn.Module | str, method: str | None = None) -> list[str]:
+    """The candidate layers of a class-token ViT for a region commitment, readout last: ``blocks.<i>`` ... ``norm``,
+    ``fc_norm`` (the class token). Takes a built model or an arch name of the registry (built on the meta device);
+    see :func:`.humanlike.candidate_layers`. Other architectures raise ``ValueError``."""
+    if isinstance(model_or_arch, str):
+        found = _lookup(model_or_arch)
+        if found is None:
+            raise ValueError(f"unknown architecture {model_or_arch!r}")
+        method = method or found[0].methods[0]
+        with torch.device("meta"):
+            model_or_arch = build(model_or_arch, 0 if method == "mae" else 1000, method)
+    return humanlike.candidate_layers(model_or_arch)
+
+
+def eval_batch_size(arch: str) -> int:
+    """Images per forward for activation extraction: bounded for the large-grid ViTs, else Brain-Score's 64."""
+    found = _lookup(arch)
+    if found and found[0] is REGISTRY["humanlike_vit"]:
+        return humanlike.eval_batch_size(arch)
+    return 64
 
 
 def count_parameters(arch: str, method: str = "supervised", num_classes: int = 1000) -> int:
@@ -186,4 +231,5 @@ def commitment_key(arch: str, method: str = "supervised") -> str:
 
 
 __all__ = ["METHODS", "REGISTRY", "ArchSpec", "build", "unsupported_reason", "count_parameters",
-           "arch_and_method", "commitment_key", "checkpoint_prefix", "SSL_COMMITMENT_KEYS"]
+           "arch_and_method", "commitment_key", "checkpoint_prefix", "SSL_COMMITMENT_KEYS", "MAE_METHODS",
+           "CheckpointLayout", "checkpoint_layout", "eval_batch_size", "candidate_layers"]
