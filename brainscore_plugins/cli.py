@@ -6,7 +6,7 @@ import dataclasses
 import json
 import sys
 
-from . import bridge, catalog
+from . import architectures, bridge, catalog
 
 
 def _list(args) -> None:
@@ -37,6 +37,40 @@ def _generate(args) -> None:
     for family in catalog.FAMILIES:
         n_ids, n_maps = plugin_sources.write(family)
         print(f"{family}: {n_ids} registry lines, {n_maps} region maps")
+
+
+def _parse_pairs(pairs, what: str) -> dict[str, str]:
+    parsed = {}
+    for pair in pairs or []:
+        region, sep, value = pair.partition("=")
+        if not sep or not value:
+            raise SystemExit(f"error: {what} must look like REGION=VALUE, got {pair!r}")
+        parsed[region] = value
+    return parsed
+
+
+def _commit(args) -> None:
+    import region_commitment
+    from . import factory, plugin_sources
+
+    entry = catalog.resolve(args.identifier)
+    name = args.identifier if args.identifier.startswith(entry.family + "_") else entry.identifier
+    if entry.region_layer_map and not args.output:
+        raise catalog.UnsupportedModelError(
+            f"{name} has a published commitment in the catalog; pass --output DIR to write a recomputed one there")
+    benchmarks = _parse_pairs(args.benchmark, "--benchmark")
+    for region, files in _parse_pairs(args.assembly, "--assembly").items():
+        assembly_path, _, stimuli_csv = files.partition(",")
+        benchmarks[region] = region_commitment.from_files(assembly_path, stimuli_csv, region)
+    benchmarks = benchmarks or dict(region_commitment.DEFAULT_BENCHMARKS)  # only the regions asked for, if any
+    model = factory.activations_model(name)
+    layers = args.layers or architectures.candidate_layers(model._model)
+    result = region_commitment.commit(model, layers, benchmarks, reference=args.reference,
+                                      n_components=args.n_components)
+    written = result.save(args.output or plugin_sources.MODELS_DIR / entry.family, name)
+    print(json.dumps(result.region_layer_map))
+    for kind, path in written.items():
+        print(f"{kind}: {path}")
 
 
 def _score(args) -> None:
@@ -74,6 +108,19 @@ def main(argv=None) -> int:
 
     commands.add_parser("generate", help="rewrite registry lines and region maps from the catalog"
                         ).set_defaults(run=_generate)
+
+    p = commands.add_parser("commit", help="select a layer per region with region_commitment; write the map "
+                            "(region_layer_map/<id>.json), readout, score table and plot into the plugin folder")
+    p.add_argument("identifier")
+    p.add_argument("--layers", nargs="+", help="candidate layers (default: the architecture's block outputs)")
+    p.add_argument("--benchmark", action="append", metavar="REGION=BENCHMARK",
+                   help="a Brain-Score benchmark per region (default: the public ones ModelCommitment uses)")
+    p.add_argument("--assembly", action="append", metavar="REGION=ASSEMBLY.nc,STIMULI.csv",
+                   help="commit a region on your own recordings (formats in the README)")
+    p.add_argument("--reference", help="folder of PCA reference images (default: the built-in offline set)")
+    p.add_argument("--n-components", type=int, default=1000)
+    p.add_argument("--output", help="folder to write into instead of the plugin folder")
+    p.set_defaults(run=_commit)
 
     p = commands.add_parser("score", help="brainscore_vision.score with study model ids accepted")
     p.add_argument("identifier")

@@ -43,46 +43,48 @@ def activations_model(name: str, pretrained: bool = True):
                           batch_size=architectures.eval_batch_size(entry.arch))
 
 
-def layers(name: str) -> list[str]:
-    """The committed layers (region layers, then the behavioral readout); for a model without a published
-    commitment, those of its computed ``region_layer_map/<id>.json``, else its candidate layers."""
-    entry = catalog.resolve(name)
-    if entry.layers:
-        return entry.layers
-    computed = computed_region_layer_map(entry)
-    readout = architectures.candidate_layers(entry.arch)[-1]
-    if computed:
-        return [*dict.fromkeys(v for v in computed.values() if v != readout), readout]
-    return architectures.candidate_layers(entry.arch)
-
-
-def computed_region_layer_map(entry: catalog.Entry) -> dict[str, str] | None:
-    """The map ``brainscore-plugins commit`` wrote to ``models/<family>/region_layer_map/<identifier>.json``."""
+def commitment(name: str) -> tuple[dict[str, str], str] | None:
+    """(region -> layer map, behavioral readout layer): the catalog's published one, else the one
+    ``brainscore-plugins commit`` wrote into the plugin folder, else ``None``."""
     import json
     from . import plugin_sources
-    path = plugin_sources.MODELS_DIR / entry.family / "region_layer_map" / f"{entry.identifier}.json"
-    if not path.is_file():
-        return None
-    return {region: layer for region, layer in json.loads(path.read_text()).items() if region in catalog.REGIONS}
+
+    entry = catalog.resolve(name)
+    if entry.region_layer_map:
+        return entry.region_layer_map, entry.readout
+    folder = plugin_sources.MODELS_DIR / entry.family
+    for identifier in dict.fromkeys([name, entry.identifier] + ([entry.bare_identifier] if entry.latest else [])):
+        path = folder / "region_layer_map" / f"{identifier}.json"
+        if path.is_file():
+            readout_path = folder / "behavioral_readout" / f"{identifier}.json"
+            readout = (json.loads(readout_path.read_text())["behavioral_readout_layer"] if readout_path.is_file()
+                       else architectures.candidate_layers(entry.arch, entry.method)[-1])
+            return json.loads(path.read_text()), readout
+    return None
+
+
+def layers(name: str) -> list[str]:
+    """The committed layers (region layers, then the behavioral readout); without a commitment, the candidates."""
+    found = commitment(name)
+    if found is None:
+        entry = catalog.resolve(name)
+        return architectures.candidate_layers(entry.arch, entry.method)
+    region_layer_map, readout = found
+    return [*dict.fromkeys(v for v in region_layer_map.values() if v != readout), readout]
 
 
 def brain_model(name: str, pretrained: bool = True):
-    """A ``ModelCommitment`` with the catalog's region -> layer map and behavioral readout layer."""
+    """A ``ModelCommitment`` with the region -> layer map and behavioral readout layer of :func:`commitment`."""
     from brainscore_vision.model_helpers.brain_transformation import ModelCommitment
 
-    entry = catalog.resolve(name)
-    if not entry.region_layer_map:  # no published commitment (humanlike-vits): a computed one, or a clear error
-        computed = computed_region_layer_map(entry)
-        if not computed:
-            raise catalog.UnsupportedModelError(
-                f"{name} has no region commitment ({entry.commitment_source}) and no region_layer_map/"
-                f"{entry.identifier}.json exists in the {entry.family} plugin folder; without one Brain-Score would "
-                f"run its network-bound LayerSelection. Compute one with `brainscore-plugins commit "
-                f"{entry.identifier}` (it selects a layer per region with the region_commitment package and writes "
-                f"that file), then load the model again.")
-        committed = layers(name)
-        return ModelCommitment(identifier=name, activations_model=activations_model(name, pretrained),
-                               layers=committed, behavioral_readout_layer=committed[-1], region_layer_map=computed)
+    found = commitment(name)
+    if found is None:
+        entry = catalog.resolve(name)
+        raise catalog.UnsupportedModelError(
+            f"{name} has no region commitment ({entry.commitment_source}) and no region_layer_map/{name}.json "
+            f"exists in the {entry.family} plugin folder; without one Brain-Score would run its network-bound "
+            f"LayerSelection. Compute one with `brainscore-plugins commit {name}` (it selects a layer per region "
+            f"with the region_commitment package and writes that file), then load the model again.")
+    region_layer_map, readout = found
     return ModelCommitment(identifier=name, activations_model=activations_model(name, pretrained),
-                           layers=entry.layers, behavioral_readout_layer=entry.readout,
-                           region_layer_map=entry.region_layer_map)
+                           layers=layers(name), behavioral_readout_layer=readout, region_layer_map=region_layer_map)

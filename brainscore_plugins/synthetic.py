@@ -77,15 +77,40 @@ def image_features(stimuli, grid: int = 4) -> np.ndarray:
 
 def neural_assembly(stimuli, region: str, n_neuroids: int = 24, repetitions: int = 4, noise: float = 0.5,
                     seed: int = 0):
-    """A ``NeuroidAssembly`` (presentation x neuroid x time_bin) of noisy linear responses to ``stimuli``."""
-    from brainscore_core.supported_data_standards.brainio.assemblies import NeuroidAssembly
-
+    """A ``NeuroidAssembly`` (presentation x neuroid x time_bin) of noisy linear responses to image features."""
     rng = np.random.default_rng(seed + 1)
     features = image_features(stimuli)
     signal = features @ rng.normal(size=(features.shape[1], n_neuroids))
-    signal /= signal.std(0)
-    n = len(stimuli)
-    values = np.concatenate([signal + noise * rng.normal(size=signal.shape) for _ in range(repetitions)])
+    return repeated_assembly(stimuli, signal / signal.std(0), region, repetitions, noise, seed)
+
+
+def planted_responses(reference_activations: np.ndarray, stimulus_activations: np.ndarray,
+                      band: tuple[int, int] = (10, 60), n_latents: int = 5, n_neuroids: int = 40,
+                      seed: int = 0) -> np.ndarray:
+    """Noise-free responses (stimuli x neuroids) planted in one layer: each neuroid a random mix of a few latents,
+    each latent a random combination of a middle band of the layer's principal components on the reference set.
+
+    A dense random readout makes neighbouring layers of a residual network almost equally predictive; a middle PCA
+    band is specific to the layer it came from, so layer selection has a clear ground truth.
+    """
+    rng = np.random.default_rng(seed)
+    mean = reference_activations.mean(0)
+    _, _, components = np.linalg.svd(reference_activations - mean, full_matrices=False)
+    projected = (stimulus_activations - mean) @ components[band[0]:band[1]].T
+    projected /= projected.std(0) + 1e-12
+    latents = projected @ rng.normal(size=(projected.shape[1], n_latents))
+    responses = latents @ rng.normal(size=(n_latents, n_neuroids))
+    return responses / responses.std(0)
+
+
+def repeated_assembly(stimuli, responses: np.ndarray, region: str, repetitions: int = 4, noise: float = 0.3,
+                      seed: int = 0):
+    """A ``NeuroidAssembly`` of ``responses`` observed ``repetitions`` times with Gaussian trial noise."""
+    from brainscore_core.supported_data_standards.brainio.assemblies import NeuroidAssembly
+
+    rng = np.random.default_rng(seed + 7)
+    n, n_neuroids = responses.shape
+    values = np.concatenate([responses + noise * rng.normal(size=responses.shape) for _ in range(repetitions)])
     assembly = NeuroidAssembly(
         values[..., None],
         coords={

@@ -160,9 +160,12 @@ def checkpoint_layout(method: str) -> CheckpointLayout:
 
 
 def candidate_layers(model_or_arch: nn.Module | str, method: str | None = None) -> list[str]:
-    """The candidate layers of a class-token ViT for a region commitment, readout last: ``blocks.<i>`` ... ``norm``,
-    ``fc_norm`` (the class token). Takes a built model or an arch name of the registry (built on the meta device);
-    see :func:`.humanlike.candidate_layers`. Other architectures raise ``ValueError``."""
+    """The candidate layers of a region commitment, readout last. Class-token ViTs of humanlike-vits:
+    ``blocks.<i>`` ... ``norm``, ``fc_norm`` (the class token, see :func:`.humanlike.candidate_layers`); every other
+    network: the block-output rule of :func:`region_commitment.layers.candidate_layers`. Takes a built model or an
+    arch name of the registry (built on the meta device)."""
+    from region_commitment.layers import candidate_layers as block_outputs
+
     if isinstance(model_or_arch, str):
         found = _lookup(model_or_arch)
         if found is None:
@@ -170,7 +173,9 @@ def candidate_layers(model_or_arch: nn.Module | str, method: str | None = None) 
         method = method or found[0].methods[0]
         with torch.device("meta"):
             model_or_arch = build(model_or_arch, 0 if method == "mae" else 1000, method)
-    return humanlike.candidate_layers(model_or_arch)
+    if isinstance(model_or_arch, humanlike.VisionTransformer):
+        return humanlike.candidate_layers(model_or_arch)
+    return block_outputs(model_or_arch)
 
 
 def eval_batch_size(arch: str) -> int:

@@ -1,0 +1,46 @@
+"""Brain-Score's ``LayerPCA`` semantics, computed through the reference set's Gram matrix.
+
+Brain-Score fits ``sklearn.decomposition.PCA(n_components)`` per layer on the reference images' flattened
+activations and projects every stimulus onto the components (layers with at most ``n_components`` features are
+used as they are). With ``N`` reference images the components span the centred reference rows, so they follow from
+the ``N x N`` Gram matrix: ``G = R_c R_c^T = U L U^T``, components ``V = R_c^T U L^-1/2`` and projections
+``(x - mean) R_c^T U L^-1/2``. Only ``N x N`` and ``n x N`` matrices are ever formed; the features are read in
+column chunks, so memory stays bounded for any layer width. The basis is orthonormal and spans the same subspace
+as sklearn's (up to the null directions of a rank-deficient set), which is all the PLS that follows depends on.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+CHUNK_BYTES = 256 << 20
+
+
+def _column_chunks(n_rows: int, n_cols: int):
+    step = max(1, CHUNK_BYTES // (4 * max(n_rows, 1)))
+    for start in range(0, n_cols, step):
+        yield slice(start, min(start + step, n_cols))
+
+
+def project(features: np.ndarray, reference_rows: np.ndarray, stimulus_rows: np.ndarray,
+            n_components: int) -> np.ndarray:
+    """Stimulus activations in the PCA basis of the reference activations (``features``: images x features)."""
+    n_features = features.shape[1]
+    if n_features <= n_components:
+        return np.asarray(features[stimulus_rows], dtype=np.float64)
+    n_ref = len(reference_rows)
+    gram = torch.zeros(n_ref, n_ref, dtype=torch.float64)
+    cross = torch.zeros(len(stimulus_rows), n_ref, dtype=torch.float64)
+    for cols in _column_chunks(n_ref + len(stimulus_rows), n_features):
+        ref = torch.from_numpy(np.asarray(features[reference_rows, cols], dtype=np.float32))
+        stim = torch.from_numpy(np.asarray(features[stimulus_rows, cols], dtype=np.float32))
+        mu = ref.double().mean(0).float()
+        ref_c = ref - mu
+        gram += (ref_c @ ref_c.T).double()
+        cross += ((stim - mu) @ ref_c.T).double()
+    eigenvalues, eigenvectors = torch.linalg.eigh(gram)
+    order = torch.argsort(eigenvalues, descending=True)[:n_components]
+    eigenvalues, eigenvectors = eigenvalues[order], eigenvectors[:, order]
+    keep = eigenvalues > eigenvalues[0] * 1e-10  # drop the null directions of a rank-deficient reference set
+    basis = eigenvectors[:, keep] / eigenvalues[keep].sqrt()
+    return (cross @ basis).numpy()

@@ -1,0 +1,56 @@
+"""Brain-Score's PLS metric (``load_metric('pls')``), batched over cross-validation splits in torch.
+
+Per split: ``PLSRegression(n_components, scale=False)`` fit on the training stimuli, Pearson r per neuroid on the
+test stimuli, median over neuroids; then the mean over splits (error: standard error over splits). Each PLS
+component uses the dominant singular vectors of the deflated cross-covariance ``X^T Y``, which is the fixed point
+sklearn's NIPALS iteration converges to; weights, loadings and the regression coefficients follow sklearn.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def _center(x: torch.Tensor):
+    mean = x.mean(dim=1, keepdim=True)
+    return x - mean, mean
+
+
+def fit_predict(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor, n_components: int):
+    """Batched PLS regression: ``(splits, n, p)``, ``(splits, n, q)`` -> predictions ``(splits, n_test, q)``."""
+    x, x_mean = _center(x_train)
+    y, y_mean = _center(y_train)
+    n_components = min(n_components, x.shape[1] - 1, x.shape[2])
+    weights, x_loadings, y_loadings = [], [], []
+    for _ in range(n_components):
+        u, _, _ = torch.linalg.svd(x.transpose(1, 2) @ y, full_matrices=False)
+        w = u[..., :1]                                      # (splits, p, 1)
+        t = x @ w                                           # scores (splits, n, 1)
+        tt = (t.transpose(1, 2) @ t).clamp_min(1e-12)
+        p_load = x.transpose(1, 2) @ t / tt
+        q_load = y.transpose(1, 2) @ t / tt
+        x = x - t @ p_load.transpose(1, 2)
+        y = y - t @ q_load.transpose(1, 2)
+        weights.append(w), x_loadings.append(p_load), y_loadings.append(q_load)
+    w, p_load, q_load = (torch.cat(m, dim=2) for m in (weights, x_loadings, y_loadings))
+    rotations = w @ torch.linalg.pinv(p_load.transpose(1, 2) @ w)
+    coef = rotations @ q_load.transpose(1, 2)              # (splits, p, q)
+    return (x_test - x_mean) @ coef + y_mean
+
+
+def pearson_per_neuroid(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    p, _ = _center(prediction)
+    t, _ = _center(target)
+    return (p * t).sum(1) / (p.norm(dim=1) * t.norm(dim=1)).clamp_min(1e-12)
+
+
+def cross_validated_score(features: np.ndarray, responses: np.ndarray, splits: list, n_components: int):
+    """(mean over splits of the median-over-neuroids r, its standard error over splits)."""
+    x = torch.from_numpy(np.asarray(features, dtype=np.float64))
+    y = torch.from_numpy(np.asarray(responses, dtype=np.float64))
+    train = torch.from_numpy(np.stack([tr for tr, _ in splits]))
+    test = torch.from_numpy(np.stack([te for _, te in splits]))
+    prediction = fit_predict(x[train], y[train], x[test], n_components)
+    per_split = np.median(pearson_per_neuroid(prediction, y[test]).numpy(), axis=1)  # xarray median: mean of middle two
+    error = per_split.std(ddof=1) / np.sqrt(len(per_split)) if len(per_split) > 1 else 0.0
+    return float(per_split.mean()), float(error)

@@ -1,0 +1,213 @@
+"""region_commitment on planted ground truth, against Brain-Score's own LayerSelection, and on bad input."""
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+
+from brainscore_plugins import synthetic
+from brainscore_plugins.preprocessing import preprocessing_for
+from region_commitment import candidate_layers, commit, from_assembly
+from region_commitment.reference import default_reference_images
+
+LAYERS = ["layer1.0", "layer1.1", "layer2.0", "layer2.1", "layer3.0", "layer3.1", "layer4.0", "layer4.1", "avgpool"]
+PLANTED = {"V1": "layer1.1", "V2": "layer2.1", "V4": "layer3.1", "IT": "layer4.0"}
+N_REFERENCE = 120
+
+
+def _wrapper(identifier="resnet18-random"):
+    from brainscore_vision.model_helpers.activations.pytorch import PytorchWrapper
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18()
+    return PytorchWrapper(identifier=identifier, model=model, preprocessing=preprocessing_for(128, 112, "bilinear"))
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("commitment")
+    wrapper = _wrapper()
+    stimuli = synthetic.stimulus_set(root / "stimuli", n_per_object=25, size=96)
+    reference = [str(p) for p in default_reference_images(root / "cache", n=N_REFERENCE)]
+    stimulus_paths = [str(stimuli.get_stimulus(s)) for s in stimuli["stimulus_id"]]
+    activations = wrapper.get_activations(wrapper._extractor.preprocess(reference + stimulus_paths),
+                                          list(PLANTED.values()))
+    targets = {}
+    for i, (region, layer) in enumerate(PLANTED.items()):
+        flat = activations[layer].reshape(len(reference) + len(stimulus_paths), -1).astype(np.float64)
+        responses = synthetic.planted_responses(flat[:N_REFERENCE], flat[N_REFERENCE:], seed=i)
+        assembly = synthetic.repeated_assembly(stimuli, responses, region, noise=0.3, seed=i)
+        targets[region] = from_assembly(assembly, region, identifier=f"planted-{region}")
+    return wrapper, targets, root
+
+
+def test_candidate_layer_rule():
+    assert candidate_layers(torchvision.models.resnet18()) == LAYERS
+    assert candidate_layers(torchvision.models.alexnet())[:2] == ["features.1", "features.4"]
+
+
+def test_recovers_every_planted_layer_by_more_than_the_standard_error(setup):
+    wrapper, targets, root = setup
+    result = commit(wrapper, LAYERS, targets, reference=None, n_components=100,
+                    cache_dir=root / "cache", progress=False)
+    assert result.region_layer_map == PLANTED
+    for region in PLANTED:
+        margin, error = result.best_margin(region)
+        assert margin > error, (region, margin, error)
+    written = result.save(root / "plugin", "resnet18-random")
+    assert json.loads(written["region_layer_map"].read_text()) == PLANTED
+    assert written["plot"].stat().st_size > 10_000
+    assert "layer3.1" in written["scores"].read_text()
+
+
+class _Interrupted(Exception):
+    """Stands in for a kill in the middle of the per-layer loop."""
+
+
+def test_interrupted_run_resumes_from_cached_layers(setup, monkeypatch):
+    wrapper, targets, root = setup
+    import region_commitment.selection as commit_module
+    calls, interrupt = [], [True]
+    real = commit_module.project
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3 and interrupt and interrupt.pop():
+            raise _Interrupted
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(commit_module, "project", counting)
+    kwargs = dict(n_components=100, cache_dir=root / "resume", progress=False, keep_features=True)
+    with pytest.raises(_Interrupted):
+        commit(wrapper, LAYERS, {"IT": targets["IT"]}, **kwargs)
+    calls.clear()
+    result = commit(wrapper, LAYERS, {"IT": targets["IT"]}, **kwargs)
+    assert len(calls) == len(LAYERS) - 2 and result.region_layer_map == {"IT": "layer4.0"}
+
+
+def test_same_choice_as_brainscore_layer_selection(setup, monkeypatch):
+    """Brain-Score's own LayerSelection, its PCA pointed at the same local reference images."""
+    from brainscore_vision import load_ceiling, load_metric
+    from brainscore_vision.benchmark_helpers.neural_common import (NeuralBenchmark, apply_keep_attrs,
+                                                                   average_repetition)
+    from brainscore_vision.model_helpers.activations import pca as bs_pca
+    from brainscore_vision.model_helpers.brain_transformation.neural import LayerSelection
+
+    _, targets, root = setup
+    monkeypatch.setenv("RESULTCACHING_DISABLE", "1")
+    reference = [str(p) for p in default_reference_images(root / "cache", n=N_REFERENCE)][:100]
+    monkeypatch.setattr(bs_pca, "_get_imagenet_val", lambda num_images: reference)
+    region, layers = "V4", ["layer2.1", "layer3.0", "layer3.1", "layer4.0"]
+    stimuli = targets[region].stimulus_set
+    assembly = synthetic.repeated_assembly(stimuli, synthetic.planted_responses(
+        *_planted_features(_wrapper(), reference, stimuli, PLANTED[region]), seed=2), region, seed=2)
+    repetitions = apply_keep_attrs(assembly, lambda a: a.squeeze("time_bin"))
+    ceiling = load_ceiling("internal_consistency")(repetitions)
+    benchmark = NeuralBenchmark(
+        identifier="planted.V4-pls", assembly=average_repetition(repetitions), version=1, visual_degrees=8,
+        number_of_trials=1, ceiling_func=lambda: ceiling, parent=region, bibtex="",
+        similarity_metric=load_metric("pls", crossvalidation_kwargs=dict(stratification_coord="object_name")))
+    theirs_model = _wrapper("resnet18-random-bs")
+    bs_pca.LayerPCA.hook(theirs_model, n_components=100)
+    theirs = LayerSelection("resnet18-random-bs", theirs_model, layers, visual_degrees=8)(region, benchmark)
+    ours = commit(_wrapper("resnet18-random-ours"), layers, {region: benchmark}, reference=_folder(reference, root),
+                  n_components=100, cache_dir=root / "cache", progress=False)
+    assert ours.region_layer_map[region] == theirs == PLANTED[region]
+
+
+def _folder(paths, root):
+    folder = root / "reference-100"
+    folder.mkdir(exist_ok=True)
+    for p in paths:
+        target = folder / p.split("/")[-1]
+        if not target.exists():
+            target.symlink_to(p)
+    return folder
+
+
+def _planted_features(wrapper, reference, stimuli, layer):
+    paths = reference + [str(stimuli.get_stimulus(s)) for s in stimuli["stimulus_id"]]
+    flat = wrapper.get_activations(wrapper._extractor.preprocess(paths), [layer])[layer].reshape(len(paths), -1)
+    return flat[:len(reference)].astype(np.float64), flat[len(reference):].astype(np.float64)
+
+
+def test_bad_layer_lists_what_exists(setup):
+    wrapper, targets, root = setup
+    with pytest.raises(ValueError, match=r"no layer\(s\) \['layer9'\].*layer4.1"):
+        commit(wrapper, ["layer1.0", "layer9"], {"IT": targets["IT"]}, cache_dir=root / "bad", progress=False)
+    with pytest.raises(ValueError, match="empty"):
+        commit(wrapper, [], {"IT": targets["IT"]}, cache_dir=root / "bad", progress=False)
+
+
+def test_bad_assemblies(setup):
+    _, targets, _ = setup
+    stimuli = targets["IT"].stimulus_set
+    responses = np.random.default_rng(0).normal(size=(len(stimuli), 6))
+    responses[:, 0] = np.nan
+    responses[:, 1] = 3.0
+    assembly = synthetic.repeated_assembly(stimuli, responses, "IT", noise=0.0)
+    assembly.values[:, 0] = np.nan  # NaN neuroid survives the noise
+    assembly.values[:, 1] = 3.0     # constant neuroid
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        target = from_assembly(assembly, "IT", ceiling=0.9)
+    assert target.excluded_neuroids == 2 and target.responses.shape[1] == 4
+    assert any("excluded 2 of 6 neuroids" in str(w.message) for w in caught)
+
+    few = synthetic.repeated_assembly(stimuli.iloc[:6], responses[:6, 2:], "IT")
+    few.attrs["stimulus_set"] = stimuli.iloc[:6]
+    with pytest.raises(ValueError, match="fewer than the 10 cross-validation splits"):
+        from_assembly(few, "IT", ceiling=0.9)
+
+    foreign = synthetic.repeated_assembly(stimuli, responses[:, 2:], "IT")
+    foreign.attrs["stimulus_set"] = stimuli.iloc[: len(stimuli) // 2]
+    with pytest.raises(ValueError, match="stimulus ids of the assembly are not in its stimulus set"):
+        from_assembly(foreign, "IT", ceiling=0.9)
+
+
+def test_nan_activations_are_a_clear_error(setup, tmp_path):
+    wrapper, targets, _ = setup
+    handle = wrapper._model.layer1.register_forward_hook(lambda m, i, o: o * float("nan"))
+    try:
+        with pytest.raises(FloatingPointError, match="layer2.0 gave NaN"):
+            commit(wrapper, ["layer1.1", "layer2.0"], {"IT": targets["IT"]}, n_components=100,  # NaN from layer1 on
+                   cache_dir=tmp_path, progress=False)
+    finally:
+        handle.remove()
+
+
+def test_cli_commit_on_local_files_writes_the_map_atomically(setup, offline, tmp_path):
+    """`brainscore-plugins commit` on a lab's own files (netCDF assembly + stimulus CSV), forged weights."""
+    import pandas as pd
+    from brainscore_plugins import forge, hub
+    from conftest import run_python
+
+    _, targets, root = setup
+    stimuli = targets["IT"].stimulus_set
+    identifier = "spvvs_resnet18_imagenet_full.ep20"
+    forge.forge_into_mirror(identifier, offline[hub.MIRROR_ENV])
+    responses = np.random.default_rng(1).normal(size=(len(stimuli), 8))
+    assembly = synthetic.repeated_assembly(stimuli, responses, "IT")
+    assembly.attrs.clear()  # the stimulus set travels as the CSV
+    assembly.reset_index(list(assembly.dims)).to_netcdf(tmp_path / "it.nc")
+    pd.DataFrame({"stimulus_id": stimuli["stimulus_id"], "object_name": stimuli["object_name"],
+                  "filename": [stimuli.get_stimulus(s) for s in stimuli["stimulus_id"]]}).to_csv(
+        tmp_path / "stimuli.csv", index=False)
+    reference = _folder([str(p) for p in default_reference_images(root / "cache", n=N_REFERENCE)][:60], tmp_path)
+    args = ["commit", identifier, "--assembly", f"IT={tmp_path / 'it.nc'},{tmp_path / 'stimuli.csv'}",
+            "--reference", str(reference), "--n-components", "50", "--output", str(tmp_path / "out")]
+
+    bad = run_python("from brainscore_plugins.cli import main; raise SystemExit(main(%r))"
+                     % (args + ["--layers", "layer4.0", "nope"]), offline)
+    assert bad.returncode != 0 and "no layer(s) ['nope']" in bad.stderr
+    assert not (tmp_path / "out").exists()  # nothing half-written on failure
+
+    good = run_python("from brainscore_plugins.cli import main; raise SystemExit(main(%r))"
+                      % (args + ["--layers", "layer3.1", "layer4.0", "avgpool"]), offline)
+    assert good.returncode == 0, good.stderr[-2000:]
+    written = json.loads((tmp_path / "out" / "region_layer_map" / f"{identifier}.json").read_text())
+    assert set(written) == {"IT"} and written["IT"] in {"layer3.1", "layer4.0", "avgpool"}
+    assert (tmp_path / "out" / "layer_scores" / f"{identifier}.png").is_file()
+    assert json.loads((tmp_path / "out" / "behavioral_readout" / f"{identifier}.json").read_text()) == {
+        "behavioral_readout_layer": "avgpool"}
