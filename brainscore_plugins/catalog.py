@@ -24,7 +24,6 @@ from typing import Iterator
 DATA_DIR = Path(__file__).resolve().parent / "data"
 FAMILIES = {"spvvs": "scaling_primate_vvs.csv", "hlvit": "humanlike_vits.csv"}
 REGIONS = ("V1", "V2", "V4", "IT")
-EPOCH_SEPARATOR = ".ep"
 
 
 class UnknownModelError(KeyError):
@@ -101,6 +100,17 @@ class Entry:
 
 
 CSV_COLUMNS = tuple(f.name for f in fields(Entry) if f.name != "family")
+
+
+def write_rows(family: str, rows: list[dict]) -> Path:
+    """Write a family's catalog CSV (used by the generator scripts under ``scripts/``)."""
+    out = DATA_DIR / FAMILIES[family]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return out
 
 
 def _parse(row: dict, family: str) -> Entry:

@@ -2,8 +2,9 @@
 
 The activations model is anything with Brain-Score's activations-wrapper interface (``PytorchWrapper``, ...): its
 extractor's ``preprocess`` (paths -> batch) and ``get_activations(batch, layer_names)`` (-> {layer: array}). Each
-layer's flattened activations go to their own float32 memory-mapped file, so memory holds one batch of all layers,
-never all images of all layers; later steps read one layer at a time.
+layer's flattened activations are appended to their own raw float32 file with plain writes (not through a memory map,
+whose written pages would stay resident), so memory holds one batch of all layers, never all images of all layers;
+later steps map one layer at a time.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 BATCH_BYTES = 1 << 30  # captured activations of one batch stay under ~1 GiB
-MAX_BATCH = 64
+MAX_BATCH = 16  # the forward pass's own intermediate activations dominate memory (~50 MB/image)
 
 
 def available_layers(activations_model) -> list[str] | None:
@@ -67,28 +68,30 @@ def extract(activations_model, layers: list[str], paths: list, directory: str | 
     check_layers(activations_model, layers)
     directory.mkdir(parents=True, exist_ok=True)
     preprocess = activations_model._extractor.preprocess
-    files, shapes = {}, {}
+    files, shapes = {}, {}  # layer -> open file, (n_images, n_features)
     start, bar = 0, tqdm(total=len(paths), desc="activations (all layers, one pass)", disable=not progress)
-    while start < len(paths):
-        size = batch_size or (8 if not shapes else
-                              min(MAX_BATCH, max(1, BATCH_BYTES // (4 * sum(s[1] for s in shapes.values())))))
-        batch_paths = paths[start:start + size]
-        outputs = activations_model.get_activations(preprocess(batch_paths), layers)
-        for layer in layers:
-            values = np.asarray(outputs[layer], dtype=np.float32).reshape(len(batch_paths), -1)
-            if layer not in files:
-                shapes[layer] = (len(paths), values.shape[1])
-                files[layer] = np.memmap(_file(directory, layer), dtype=np.float32, mode="w+", shape=shapes[layer])
-            if not np.isfinite(values).all():
-                raise FloatingPointError(f"Layer {layer} gave NaN or infinite activations for "
-                                         f"{batch_paths[0]} ...; check the weights and the input preprocessing")
-            files[layer][start:start + len(batch_paths)] = values
-        del outputs
-        start += len(batch_paths)
-        bar.update(len(batch_paths))
-    bar.close()
-    for memmap in files.values():
-        memmap.flush()
+    try:
+        while start < len(paths):
+            size = batch_size or (8 if not shapes else
+                                  min(MAX_BATCH, max(1, BATCH_BYTES // (4 * sum(s[1] for s in shapes.values())))))
+            batch_paths = paths[start:start + size]
+            outputs = activations_model.get_activations(preprocess(batch_paths), layers)
+            for layer in layers:
+                values = np.asarray(outputs[layer], dtype=np.float32).reshape(len(batch_paths), -1)
+                if not np.isfinite(values).all():
+                    raise FloatingPointError(f"Layer {layer} gave NaN or infinite activations for "
+                                             f"{batch_paths[0]} ...; check the weights and the input preprocessing")
+                if layer not in files:
+                    shapes[layer] = (len(paths), values.shape[1])
+                    files[layer] = open(_file(directory, layer), "wb")
+                files[layer].write(values.tobytes())
+            del outputs
+            start += len(batch_paths)
+            bar.update(len(batch_paths))
+    finally:
+        bar.close()
+        for file in files.values():
+            file.close()
     tmp = directory / f".done.{os.getpid()}.json"
     tmp.write_text(json.dumps({"paths": paths, "shapes": shapes}))
     os.replace(tmp, done)

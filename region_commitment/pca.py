@@ -22,18 +22,27 @@ def _column_chunks(n_rows: int, n_cols: int):
         yield slice(start, min(start + step, n_cols))
 
 
+def _as_slice(rows: np.ndarray):
+    """A contiguous run of rows as a slice: memmap slicing reads in place where fancy indexing copies."""
+    rows = np.asarray(rows)
+    if len(rows) and np.array_equal(rows, np.arange(rows[0], rows[0] + len(rows))):
+        return slice(int(rows[0]), int(rows[0]) + len(rows))
+    return rows
+
+
 def project(features: np.ndarray, reference_rows: np.ndarray, stimulus_rows: np.ndarray,
             n_components: int) -> np.ndarray:
     """Stimulus activations in the PCA basis of the reference activations (``features``: images x features)."""
+    reference_rows, stimulus_rows = _as_slice(reference_rows), _as_slice(stimulus_rows)
     n_features = features.shape[1]
     if n_features <= n_components:
         return np.asarray(features[stimulus_rows], dtype=np.float64)
-    n_ref = len(reference_rows)
+    n_ref, n_stim = len(features[reference_rows, :1]), len(features[stimulus_rows, :1])
     gram = torch.zeros(n_ref, n_ref, dtype=torch.float64)
-    cross = torch.zeros(len(stimulus_rows), n_ref, dtype=torch.float64)
-    for cols in _column_chunks(n_ref + len(stimulus_rows), n_features):
-        ref = torch.from_numpy(np.asarray(features[reference_rows, cols], dtype=np.float32))
-        stim = torch.from_numpy(np.asarray(features[stimulus_rows, cols], dtype=np.float32))
+    cross = torch.zeros(n_stim, n_ref, dtype=torch.float64)
+    for cols in _column_chunks(n_ref + n_stim, n_features):
+        ref = torch.from_numpy(np.ascontiguousarray(features[reference_rows, cols], dtype=np.float32))
+        stim = torch.from_numpy(np.ascontiguousarray(features[stimulus_rows, cols], dtype=np.float32))
         mu = ref.double().mean(0).float()
         ref_c = ref - mu
         gram += (ref_c @ ref_c.T).double()

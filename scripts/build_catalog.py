@@ -29,7 +29,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from brainscore_plugins import architectures  # noqa: E402
-from brainscore_plugins.catalog import CSV_COLUMNS, DATA_DIR, FAMILIES  # noqa: E402
+from brainscore_plugins.catalog import write_rows  # noqa: E402
 
 FAMILY = "spvvs"
 DATASET_CLASSES = {"imagenet": 1000, "ecoset": 565, "imagenet21kP": 10450, "webvisionP": 4186,
@@ -166,12 +166,7 @@ def main() -> None:
                         default=ROOT.parent / "shared" / "reference" / "scaling_primate_vvs")
     args = parser.parse_args()
     rows = build_rows(args.reference)
-    out = DATA_DIR / FAMILIES[FAMILY]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+    out = write_rows(FAMILY, rows)
     print(f"{out}: {len(rows)} checkpoints of {len({r['model_id'] for r in rows})} model ids")
 
 

@@ -16,7 +16,6 @@ and readout columns stay empty (``brainscore-plugins commit <identifier>`` compu
 """
 from __future__ import annotations
 
-import csv
 import sys
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from huggingface_hub import hf_hub_url
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from brainscore_plugins.architectures import humanlike  # noqa: E402
-from brainscore_plugins.catalog import CSV_COLUMNS, DATA_DIR, FAMILIES  # noqa: E402
+from brainscore_plugins.catalog import write_rows  # noqa: E402
 
 FAMILY = "hlvit"
 REPO_ID = "eminorhan/humanlike-vits"
@@ -73,11 +72,7 @@ def build_rows() -> list[dict]:
 
 def main() -> None:
     rows = build_rows()
-    out = DATA_DIR / FAMILIES[FAMILY]
-    with open(out, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+    out = write_rows(FAMILY, rows)
     print(f"{out}: {len(rows)} models ({len(model_ids())} ids, pretrained and finetuned)")
 
 

@@ -6,7 +6,10 @@ there and builds it through the shared factory. No region commitment is publishe
 committed brain model once ``brainscore-plugins commit <identifier>`` has written ``region_layer_map/<id>.json``
 into this folder (``get_model`` / ``get_layers`` work without one).
 """
-from brainscore_plugins import factory
+# Brain-Score's plugin names: get_model (the PytorchWrapper), get_layers, get_bibtex; and the committed brain model
+from brainscore_plugins.factory import activations_model as get_model  # noqa: F401
+from brainscore_plugins.factory import brain_model as get_brain_model  # noqa: F401
+from brainscore_plugins.factory import layers as get_layers  # noqa: F401
 
 BIBTEX = """@article{orhan2023scaling,
       title={Scaling may be all you need for achieving human-level object recognition capacity with human-like visual experience},
@@ -18,21 +21,5 @@ BIBTEX = """@article{orhan2023scaling,
 }"""
 
 
-def get_model(name):
-    """The activations model (``PytorchWrapper``) with the published weights and the author's eval preprocessing."""
-    return factory.activations_model(name)
-
-
-def get_layers(name):
-    """The committed layers if a region map exists, else the candidate layers (blocks, ``norm``, ``fc_norm``)."""
-    return factory.layers(name)
-
-
 def get_bibtex(name):
     return BIBTEX
-
-
-def get_brain_model(name):
-    """The ``ModelCommitment`` with the computed region -> layer map; a clear error naming
-    ``brainscore-plugins commit`` when there is none yet."""
-    return factory.brain_model(name)

@@ -3,7 +3,10 @@
 Every model id and epoch checkpoint of the study is listed in brainscore_plugins/data/scaling_primate_vvs.csv;
 this plugin only resolves an identifier there and builds it through the shared factory.
 """
-from brainscore_plugins import factory
+# Brain-Score's plugin names: get_model (the PytorchWrapper), get_layers, get_bibtex; and the committed brain model
+from brainscore_plugins.factory import activations_model as get_model  # noqa: F401
+from brainscore_plugins.factory import brain_model as get_brain_model  # noqa: F401
+from brainscore_plugins.factory import layers as get_layers  # noqa: F401
 
 BIBTEX = """@article{gokce2024scalingprimatevvs,
       title={Scaling Laws for Task-Optimized Models of the Primate Visual Ventral Stream},
@@ -15,19 +18,5 @@ BIBTEX = """@article{gokce2024scalingprimatevvs,
 }"""
 
 
-def get_model(name):
-    """The activations model (``PytorchWrapper``) with the checkpoint's weights and eval preprocessing."""
-    return factory.activations_model(name)
-
-
-def get_layers(name):
-    return factory.layers(name)
-
-
 def get_bibtex(name):
     return BIBTEX
-
-
-def get_brain_model(name):
-    """The ``ModelCommitment`` with the catalog's region -> layer map and behavioral readout layer."""
-    return factory.brain_model(name)
