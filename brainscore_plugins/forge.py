@@ -6,12 +6,11 @@ byte-for-byte what the loader must cope with (nesting, key prefixes, EMA copy, n
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import torch
 
-from . import architectures, catalog
+from . import architectures, atomic, catalog
 
 
 def forged_state_dict(entry: catalog.Entry, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -71,10 +70,9 @@ def mae_checkpoint(state_dict: dict[str, torch.Tensor], arch: str, finetuned: bo
 
 
 def save_atomically(obj, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """``torch.save`` ``obj`` to ``path`` atomically; returns ``path``."""
+    with atomic.replacing(path) as tmp:
+        torch.save(obj, tmp)
     return path
 
 

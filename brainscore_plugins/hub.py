@@ -6,7 +6,9 @@ Lookup order for ``<relative path>`` (``<model_id>/ep<N>.pt``, the URL's path af
 2. ``<cache>/<relative path>``, the cache being ``$BRAINSCORE_PLUGINS_CACHE`` or
    ``<torch.hub.get_dir()>/brainscore_plugins`` (i.e. ``$TORCH_HOME/hub`` or ``$XDG_CACHE_HOME/torch/hub``);
 3. a download of the URL into the cache, written to ``<file>.partial`` (resumed with an HTTP range request when
-   a partial file is there) and renamed only once complete and verified.
+   a partial file is there) and renamed only once complete and verified. An exclusive lock (``fcntl.flock``) on
+   ``<file>.lock`` (an empty file left in the cache) is held meanwhile: a concurrent download of the same file
+   waits, then finds the finished one.
 
 Every file's sha256 is recorded in ``<cache>/<relative path>.sha256`` the first time it is used (or taken from the
 catalog when published) and verified on every later use, so a corrupted or swapped file is caught.
@@ -17,6 +19,7 @@ the sha256 is recorded in ``<cache>/huggingface/<repo id>/<path in the repo>.sha
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import http.client
 import os
@@ -25,6 +28,8 @@ import urllib.request
 from pathlib import Path
 
 from tqdm.auto import tqdm
+
+from . import atomic
 
 MIRROR_ENV = "BRAINSCORE_PLUGINS_MIRROR"
 CACHE_ENV = "BRAINSCORE_PLUGINS_CACHE"
@@ -54,13 +59,6 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _verify(path: Path, relative_path: str, expected: str | None) -> None:
     """Check ``path`` against the published or recorded hash; record the hash on first use."""
     record = cache_dir() / f"{relative_path}.sha256"
@@ -68,19 +66,27 @@ def _verify(path: Path, relative_path: str, expected: str | None) -> None:
     expected = expected or recorded
     actual = sha256_of(path)
     if expected is None:
-        _write_atomically(record, actual + "\n")
+        atomic.write_text(record, actual + "\n")
         return
     if actual != expected:
         raise ChecksumMismatchError(
             f"{path} is corrupted: its sha256 is {actual}, expected {expected} (recorded in {record}). "
             f"Delete the file (and {record.name} if the file was legitimately replaced) so it is fetched again.")
     if recorded is None:
-        _write_atomically(record, actual + "\n")
+        atomic.write_text(record, actual + "\n")
 
 
 def _download(url: str, target: Path, progress: bool) -> None:
-    """Download ``url`` to ``target`` via ``target.partial``, resuming a partial file; TLS is verified."""
+    """Download ``url`` to ``target`` via ``target.partial``, resuming a partial file; TLS is verified. Holds an
+    exclusive lock on ``target.lock`` meanwhile; returns at once if ``target`` was finished while it waited."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.with_name(target.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        if not target.is_file():
+            _download_locked(url, target, progress)
+
+
+def _download_locked(url: str, target: Path, progress: bool) -> None:
     partial = target.with_name(target.name + ".partial")
     offset = partial.stat().st_size if partial.exists() else 0
     request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
@@ -102,6 +108,13 @@ def _download(url: str, target: Path, progress: bool) -> None:
     os.replace(partial, target)
 
 
+def _mirror_hint(path: str) -> str:
+    """The offline hint for a file missing at ``path`` under the mirror, ending where callers add an alternative."""
+    mirror = os.environ.get(MIRROR_ENV)
+    where = f"{MIRROR_ENV}={mirror} has no {path}" if mirror else f"{MIRROR_ENV} is not set"
+    return f"{where}. Copy the file to <mirror>/{path} and set {MIRROR_ENV}=<mirror>"
+
+
 def _mirrored(relative_path: str, record: str, sha256: str | None) -> Path | None:
     """The verified mirror copy ``$BRAINSCORE_PLUGINS_MIRROR/<relative_path>``, if there is one."""
     mirror = os.environ.get(MIRROR_ENV)
@@ -115,7 +128,6 @@ def _mirrored(relative_path: str, record: str, sha256: str | None) -> Path | Non
 
 def fetch(url: str, relative_path: str, sha256: str | None = None, progress: bool = True) -> Path:
     """Local path of the verified file for ``url`` (mirror, cache, or a fresh download)."""
-    mirror = os.environ.get(MIRROR_ENV)
     mirrored = _mirrored(relative_path, relative_path, sha256)
     if mirrored:
         return mirrored
@@ -124,10 +136,8 @@ def fetch(url: str, relative_path: str, sha256: str | None = None, progress: boo
         try:
             _download(url, cached, progress)
         except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
-            where = f"{MIRROR_ENV}={mirror} has no {relative_path}" if mirror else f"{MIRROR_ENV} is not set"
             raise WeightsUnavailableError(
-                f"Cannot download {url} ({error}); {where}. Copy the file to "
-                f"<mirror>/{relative_path} and set {MIRROR_ENV}=<mirror>, or place it at {cached}.") from error
+                f"Cannot download {url} ({error}); {_mirror_hint(relative_path)}, or place it at {cached}.") from error
     _verify(cached, relative_path, sha256)
     return cached
 
@@ -151,13 +161,10 @@ def fetch_hf(repo_id: str, filename: str, sha256: str | None = None, progress: b
         path = Path(hf_hub_download(repo_id, filename, cache_dir=os.environ.get("HF_HUB_CACHE") or None,
                                     local_files_only=offline))
     except (EntryNotFoundError, OSError, ValueError) as error:
-        mirror = os.environ.get(MIRROR_ENV)
-        where = f"{MIRROR_ENV}={mirror} has no {filename}" if mirror else f"{MIRROR_ENV} is not set"
         how = "HF_HUB_OFFLINE is set and the Hugging Face cache has no copy" if offline else \
             f"the download failed ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"
         raise WeightsUnavailableError(
-            f"Cannot get {filename} of the Hugging Face repo {repo_id}: {how}; {where}. Copy the file to "
-            f"<mirror>/{filename} and set {MIRROR_ENV}=<mirror>, or download it once online "
-            f"(huggingface-cli download {repo_id} {filename}).") from error
+            f"Cannot get {filename} of the Hugging Face repo {repo_id}: {how}; {_mirror_hint(filename)}, "
+            f"or download it once online (huggingface-cli download {repo_id} {filename}).") from error
     _verify(path, record, sha256)
     return path

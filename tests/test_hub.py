@@ -1,4 +1,6 @@
 """Downloads, cache, mirror and hash checks, against a local HTTP server on the loopback interface."""
+import concurrent.futures
+import fcntl
 import functools
 import hashlib
 import http.server
@@ -7,20 +9,26 @@ from pathlib import Path
 
 import pytest
 
-from brainscore_plugins import hub
+from brainscore_plugins import atomic, hub
 
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
-    """Serves files with Range support; ``truncate_at`` cuts the body short while promising the full length."""
+    """Serves files with Range support; ``truncate_at`` cuts the body short while promising the full length, ``gate``
+    (an event) holds each response until it is set; ``gets`` counts the requests."""
     truncate_at = None
     range_requests = []
+    gate = None
+    gets = 0
 
     def log_message(self, *args):
         pass
 
     def do_GET(self):
+        type(self).gets += 1
+        if type(self).gate is not None:
+            type(self).gate.wait(timeout=10)
         path = Path(self.translate_path(self.path))
         if not path.is_file():
             self.send_error(404)
@@ -45,7 +53,7 @@ def server(tmp_path):
     root = tmp_path / "served" / "checkpoints" / "m"
     root.mkdir(parents=True)
     (root / "ep1.pt").write_bytes(PAYLOAD)
-    _Handler.truncate_at, _Handler.range_requests = None, []
+    _Handler.truncate_at, _Handler.range_requests, _Handler.gate, _Handler.gets = None, [], None, 0
     httpd = http.server.ThreadingHTTPServer(
         ("127.0.0.1", 0), functools.partial(_Handler, directory=str(tmp_path / "served")))
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -96,6 +104,30 @@ def test_truncated_download_leaves_only_a_partial_file_and_resumes(server, isola
     assert not partial.exists()
 
 
+def test_concurrent_downloads_fetch_once(server, isolated_cache, monkeypatch):
+    """Two downloads of one file: the second waits on the lock, then finds the finished file (one request)."""
+    record = isolated_cache / "m" / "ep1.pt.sha256"
+    record.parent.mkdir(parents=True)
+    record.write_text(hashlib.sha256(PAYLOAD).hexdigest() + "\n")  # known hash: checked, not written, by both
+    lock_calls, second_waits = [], threading.Event()
+    flock = fcntl.flock
+
+    def observed_flock(fd, operation):
+        lock_calls.append(operation)
+        if len(lock_calls) == 2:
+            second_waits.set()
+        flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", observed_flock)
+    _Handler.gate = second_waits  # the first download is held until the second one is at the lock
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        futures = [pool.submit(hub.fetch, server, "m/ep1.pt", progress=False) for _ in range(2)]
+        paths = [future.result(timeout=30) for future in futures]
+    assert second_waits.is_set() and _Handler.gets == 1
+    assert paths == [isolated_cache / "m" / "ep1.pt"] * 2 and paths[0].read_bytes() == PAYLOAD
+    assert not list(isolated_cache.rglob("*.partial"))
+
+
 def test_offline_without_mirror_names_url_and_variable(tmp_path):
     url = "http://127.0.0.1:9/checkpoints/m/ep1.pt"  # discard port: connection refused
     with pytest.raises(hub.WeightsUnavailableError) as error:
@@ -114,3 +146,12 @@ def test_mirror_is_used_and_verified(tmp_path, monkeypatch):
     (mirror / "m" / "ep1.pt").write_bytes(PAYLOAD[:1000])  # mirror copy replaced by a broken one
     with pytest.raises(hub.ChecksumMismatchError):
         hub.fetch(url, "m/ep1.pt", progress=False)
+
+
+def test_atomic_replace_keeps_old_file_and_no_temp_on_error(tmp_path):
+    target = tmp_path / "sub" / "f.txt"
+    atomic.write_text(target, "old")
+    with pytest.raises(RuntimeError), atomic.replacing(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError
+    assert target.read_text() == "old" and [p.name for p in target.parent.iterdir()] == ["f.txt"]

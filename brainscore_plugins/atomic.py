@@ -1,0 +1,28 @@
+"""Atomic file writes: a temporary file in the target's folder, moved onto the target with ``os.replace``, so a
+reader sees the old file or the complete new one, never a partly written one."""
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Iterator
+
+
+@contextlib.contextmanager
+def replacing(path: Path) -> Iterator[Path]:
+    """Yield the temporary path ``.<name>.<pid>.tmp`` next to ``path`` (parent folders created); move it onto
+    ``path`` when the block succeeds, remove it when the block raises."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically."""
+    with replacing(path) as tmp:
+        tmp.write_text(text)
