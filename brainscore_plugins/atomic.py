@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from pathlib import Path
 from typing import Iterator
 
 
 @contextlib.contextmanager
 def replacing(path: Path) -> Iterator[Path]:
-    """Yield the temporary path ``.<name>.<pid>.tmp`` next to ``path`` (parent folders created); move it onto
-    ``path`` when the block succeeds, remove it when the block raises."""
+    """Yield a temporary path next to ``path`` (parent folders created; unique per process and thread, same suffix,
+    so writers that infer the format from it still do); move it onto ``path`` when the block succeeds, remove it
+    when the block raises."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp{path.suffix}")
     try:
         yield tmp
         os.replace(tmp, path)
@@ -22,7 +25,8 @@ def replacing(path: Path) -> Iterator[Path]:
         raise
 
 
-def write_text(path: Path, text: str) -> None:
+def write_text(path: Path, text: str) -> Path:
     """Write ``text`` to ``path`` atomically."""
     with replacing(path) as tmp:
         tmp.write_text(text)
+    return Path(path)

@@ -6,7 +6,7 @@ import dataclasses
 import json
 import sys
 
-from . import architectures, bridge, catalog
+from . import bridge, catalog, factory
 
 
 def _list(args) -> None:
@@ -20,8 +20,7 @@ def _info(args) -> None:
 
 
 def _fetch(args) -> None:
-    from .factory import weights_path
-    print(weights_path(catalog.resolve(args.identifier)))
+    print(factory.weights_path(catalog.resolve(args.identifier)))
 
 
 def _link(args) -> None:
@@ -51,7 +50,6 @@ def _parse_pairs(pairs, what: str) -> dict[str, str]:
 
 def _commit(args) -> None:
     import region_commitment
-    from . import factory, plugin_sources
 
     entry = catalog.resolve(args.identifier)
     name = args.identifier if args.identifier.startswith(entry.family + "_") else entry.identifier
@@ -60,15 +58,18 @@ def _commit(args) -> None:
             f"{name} has a published commitment in the catalog; pass --output DIR to write a recomputed one there")
     benchmarks = _parse_pairs(args.benchmark, "--benchmark")
     for region, files in _parse_pairs(args.assembly, "--assembly").items():
-        assembly_path, _, stimuli_csv = files.partition(",")
-        benchmarks[region] = region_commitment.from_files(assembly_path, stimuli_csv, region)
-    benchmarks = benchmarks or dict(region_commitment.DEFAULT_BENCHMARKS)  # only the regions asked for, if any
-    model = factory.activations_model(name)
-    layers = args.layers or architectures.candidate_layers(model._model)
-    result = region_commitment.commit(model, layers, benchmarks, reference=args.reference,
-                                      n_components=args.n_components)
-    written = result.save(args.output or plugin_sources.MODELS_DIR / entry.family, name)
-    print(json.dumps(result.region_layer_map))
+        files = files.split(",")
+        if region == region_commitment.BEHAVIOR:
+            if len(files) != 3:
+                raise SystemExit("error: --assembly behavior=TRIALS.nc,STIMULI.csv,FITTING.csv needs three files")
+            benchmarks[region] = region_commitment.from_behavioral_files(*files)
+        else:
+            if len(files) != 2:
+                raise SystemExit(f"error: --assembly {region}=ASSEMBLY.nc,STIMULI.csv needs two files")
+            benchmarks[region] = region_commitment.from_files(*files, region)
+    result, written = factory.commit(name, benchmarks or None, layers=args.layers, reference=args.reference,
+                                     n_components=args.n_components, readout=args.readout, output=args.output)
+    print(json.dumps({**result.region_layer_map, "behavioral_readout_layer": result.behavioral_readout_layer}))
     for kind, path in written.items():
         print(f"{kind}: {path}")
 
@@ -114,9 +115,12 @@ def main(argv=None) -> int:
     p.add_argument("identifier")
     p.add_argument("--layers", nargs="+", help="candidate layers (default: the architecture's block outputs)")
     p.add_argument("--benchmark", action="append", metavar="REGION=BENCHMARK",
-                   help="a Brain-Score benchmark per region (default: the public ones ModelCommitment uses)")
+                   help="a Brain-Score benchmark per region, or behavior=BENCHMARK for the readout (default: the "
+                   "public ones ModelCommitment uses and Rajalingham2018public-i2n)")
     p.add_argument("--assembly", action="append", metavar="REGION=ASSEMBLY.nc,STIMULI.csv",
-                   help="commit a region on your own recordings (formats in the README)")
+                   help="commit a region on your own recordings; behavior=TRIALS.nc,STIMULI.csv,FITTING.csv for the "
+                   "readout (formats in the README)")
+    p.add_argument("--readout", help="keep this behavioral readout layer instead of selecting one")
     p.add_argument("--reference", help="folder of PCA reference images (default: the built-in offline set)")
     p.add_argument("--n-components", type=int, default=1000)
     p.add_argument("--output", help="folder to write into instead of the plugin folder")
@@ -136,7 +140,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         args.run(args)
-    except (catalog.UnknownModelError, catalog.UnsupportedModelError) as error:
+    except (catalog.UnknownModelError, catalog.UnsupportedModelError, factory.BenchmarkDataUnavailableError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -1,10 +1,14 @@
 """One entry point per level: a torch model, a Brain-Score activations model, a committed brain model."""
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from . import architectures, catalog, checkpoint, hub
 from .preprocessing import preprocessing_for
+
+_logger = logging.getLogger(__name__)
 
 
 def create_model(name: str, pretrained: bool = True, progress: bool = True) -> torch.nn.Module:
@@ -73,18 +77,60 @@ def layers(name: str) -> list[str]:
     return [*dict.fromkeys(v for v in region_layer_map.values() if v != readout), readout]
 
 
+class BenchmarkDataUnavailableError(RuntimeError):
+    """A benchmark named by identifier could not be loaded (its data are neither cached nor reachable)."""
+
+
+def commit(name: str, benchmarks: dict | None = None, *, layers: list[str] | None = None, reference=None,
+           n_components: int = 1000, readout: str | None = None, output=None, progress: bool = True):
+    """Select layers for ``name`` with ``region_commitment`` and write the map, readout, score table and plot into
+    its plugin folder (or ``output``): ``(CommitmentResult, {kind: path})``. ``benchmarks``: region -> identifier,
+    benchmark object or target (default: ``region_commitment.DEFAULT_BENCHMARKS``); the rest as in
+    ``region_commitment.commit``."""
+    import region_commitment
+    from region_commitment import targets as targets_module
+    from . import plugin_sources
+
+    entry = catalog.resolve(name)
+    loaded = {}
+    for region, benchmark in (benchmarks or targets_module.DEFAULT_BENCHMARKS).items():  # before the model: fail fast
+        try:
+            loaded[region] = region_commitment.load_target(region, benchmark)
+        except Exception as error:
+            if not isinstance(benchmark, str):
+                raise
+            raise BenchmarkDataUnavailableError(
+                f"the data of benchmark {benchmark} ({region}) could not be loaded: {error}") from error
+    model = activations_model(name)
+    layers = layers or architectures.candidate_layers(model._model)
+    result = region_commitment.commit(model, layers, loaded, reference=reference, n_components=n_components,
+                                      behavioral_readout_layer=readout, progress=progress)
+    return result, result.save(output or plugin_sources.MODELS_DIR / entry.family, name)
+
+
 def brain_model(name: str, pretrained: bool = True):
-    """A ``ModelCommitment`` with the region -> layer map and behavioral readout layer of :func:`commitment`."""
+    """A ``ModelCommitment`` with the region -> layer map and behavioral readout layer of :func:`commitment`; a model
+    without one is first committed by :func:`commit` on the default benchmarks (once: the map is written into the
+    plugin folder), never by Brain-Score's own network-bound ``LayerSelection``."""
     from brainscore_vision.model_helpers.brain_transformation import ModelCommitment
 
     found = commitment(name)
     if found is None:
+        if not pretrained:
+            raise catalog.UnsupportedModelError(f"{name} has no region commitment to use without weights; commit "
+                                                f"the pretrained model first (`brainscore-plugins commit {name}`)")
         entry = catalog.resolve(name)
-        raise catalog.UnsupportedModelError(
-            f"{name} has no region commitment ({entry.commitment_source}) and no region_layer_map/{name}.json "
-            f"exists in the {entry.family} plugin folder; without one Brain-Score would run its network-bound "
-            f"LayerSelection. Compute one with `brainscore-plugins commit {name}` (it selects a layer per region "
-            f"with the region_commitment package and writes that file), then load the model again.")
+        _logger.warning("%s has no region commitment (%s): selecting its layers with region_commitment; the map is "
+                        "written into the %s plugin folder", name, entry.commitment_source, entry.family)
+        try:
+            commit(name)
+        except BenchmarkDataUnavailableError as error:
+            raise catalog.UnsupportedModelError(
+                f"{name} has no region commitment and committing it on the default benchmarks failed: {error}. "
+                f"Make that data reachable (or cached), or commit on local recordings with `brainscore-plugins "
+                f"commit {name} --assembly REGION=ASSEMBLY.nc,STIMULI.csv ...` (see the README), then load the "
+                f"model again.") from error
+        found = commitment(name)
     region_layer_map, readout = found
     return ModelCommitment(identifier=name, activations_model=activations_model(name, pretrained),
                            layers=layers(name), behavioral_readout_layer=readout, region_layer_map=region_layer_map)

@@ -7,11 +7,12 @@ predict them and a split-half ceiling exists. The generator is deterministic in 
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from . import atomic
 
 OBJECTS = ("grating", "plaid", "blob", "checker")
 
@@ -51,9 +52,8 @@ def stimulus_set(directory: str | Path, n_per_object: int = 12, size: int = 96, 
             pixels = _image(obj, rng, size)
             path = directory / f"{stimulus_id}.png"
             if not path.exists():
-                tmp = directory / f".{stimulus_id}.{os.getpid()}.png"
-                Image.fromarray(pixels).save(tmp)
-                os.replace(tmp, path)
+                with atomic.replacing(path) as tmp:
+                    Image.fromarray(pixels).save(tmp)
             rows.append({"stimulus_id": stimulus_id, "object_name": obj, "image_index": i})
             paths[stimulus_id] = str(path)
     stimuli = StimulusSet(rows)
@@ -123,6 +123,47 @@ def repeated_assembly(stimuli, responses: np.ndarray, region: str, repetitions: 
             "time_bin_stop": ("time_bin", [170]),
         },
         dims=["presentation", "neuroid", "time_bin"])
+    assembly.attrs["stimulus_set"] = stimuli
+    assembly.attrs["stimulus_set_identifier"] = stimuli.identifier
+    return assembly
+
+
+def fitting_stimuli(directory: str | Path, n_per_object: int = 12, size: int = 96, seed: int = 100):
+    """Images to fit a behavioral readout on: a ``stimulus_set`` with ``image_label`` = its object."""
+    stimuli = stimulus_set(directory, n_per_object=n_per_object, size=size, seed=seed, identifier="bsp-fitting")
+    stimuli["image_label"] = stimuli["object_name"]
+    return stimuli
+
+
+def behavioral_trials(stimuli, probabilities: np.ndarray, objects=OBJECTS, trials_per_pair: int = 50,
+                      seed: int = 0):
+    """A ``BehavioralAssembly`` of two-alternative match-to-sample trials (Rajalingham2018's format).
+
+    Each stimulus (its ``object_name`` is the sample object) is shown ``trials_per_pair`` times against every other
+    object as distractor; the observer picks the sample with probability ``p_sample / (p_sample + p_distractor)``
+    from its row of ``probabilities`` (stimuli x ``objects``), the rule Brain-Score's ``i2n`` applies to models.
+    """
+    from brainscore_core.supported_data_standards.brainio.assemblies import BehavioralAssembly
+
+    rng = np.random.default_rng(seed + 11)
+    column = {obj: i for i, obj in enumerate(objects)}
+    rows = []
+    for stimulus_id, sample, p in zip(stimuli["stimulus_id"].values, stimuli["object_name"].values, probabilities):
+        for distractor in objects:
+            if distractor == sample:
+                continue
+            p_sample = p[column[sample]] / (p[column[sample]] + p[column[distractor]])
+            for trial in range(trials_per_pair):
+                choice = sample if rng.random() < p_sample else distractor
+                rows.append((stimulus_id, sample, distractor, choice, trial))
+    ids, samples, distractors, choices, trials = map(list, zip(*rows))
+    assembly = BehavioralAssembly(
+        choices,
+        coords={"stimulus_id": ("presentation", ids), "sample_obj": ("presentation", samples),
+                "dist_obj": ("presentation", distractors), "truth": ("presentation", samples),
+                "choice": ("presentation", choices), "trial": ("presentation", trials),
+                "correct": ("presentation", [c == s for c, s in zip(choices, samples)])},
+        dims=["presentation"])
     assembly.attrs["stimulus_set"] = stimuli
     assembly.attrs["stimulus_set_identifier"] = stimuli.identifier
     return assembly

@@ -3,19 +3,21 @@
 The activations model is anything with Brain-Score's activations-wrapper interface (``PytorchWrapper``, ...): its
 extractor's ``preprocess`` (paths -> batch) and ``get_activations(batch, layer_names)`` (-> {layer: array}). Each
 layer's flattened activations are appended to their own raw float32 file with plain writes (not through a memory map,
-whose written pages would stay resident), so memory holds one batch of all layers, never all images of all layers;
-later steps map one layer at a time.
+whose written pages would stay resident), in a background thread while the next batch runs, so memory holds two
+batches of all layers, never all images of all layers; later steps map one layer at a time.
 """
 from __future__ import annotations
 
 import json
-import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
-BATCH_BYTES = 1 << 30  # captured activations of one batch stay under ~1 GiB
+from brainscore_plugins import atomic
+
+BATCH_BYTES = 1 << 29  # captured activations of one batch stay under ~512 MiB (two batches live at once)
 MAX_BATCH = 16  # the forward pass's own intermediate activations dominate memory (~50 MB/image)
 
 
@@ -55,6 +57,11 @@ class FeatureStore:
         return np.array([self.row[str(p)] for p in paths])
 
 
+def _write(files: dict, batch: dict) -> None:
+    for layer, values in batch.items():
+        files[layer].write(memoryview(values).cast("B"))
+
+
 def extract(activations_model, layers: list[str], paths: list, directory: str | Path,
             batch_size: int | None = None, progress: bool = True) -> FeatureStore:
     """Run ``paths`` through the model once, capturing ``layers``; reuses a complete store in ``directory``."""
@@ -70,29 +77,35 @@ def extract(activations_model, layers: list[str], paths: list, directory: str | 
     preprocess = activations_model._extractor.preprocess
     files, shapes = {}, {}  # layer -> open file, (n_images, n_features)
     start, bar = 0, tqdm(total=len(paths), desc="activations (all layers, one pass)", disable=not progress)
+    writer, pending = ThreadPoolExecutor(max_workers=1), None  # the disk writes of one batch overlap the next batch
     try:
         while start < len(paths):
             size = batch_size or (8 if not shapes else
                                   min(MAX_BATCH, max(1, BATCH_BYTES // (4 * sum(s[1] for s in shapes.values())))))
             batch_paths = paths[start:start + size]
             outputs = activations_model.get_activations(preprocess(batch_paths), layers)
+            batch = {}
             for layer in layers:
-                values = np.asarray(outputs[layer], dtype=np.float32).reshape(len(batch_paths), -1)
+                values = np.ascontiguousarray(outputs[layer], dtype=np.float32).reshape(len(batch_paths), -1)
                 if not np.isfinite(values).all():
                     raise FloatingPointError(f"Layer {layer} gave NaN or infinite activations for "
                                              f"{batch_paths[0]} ...; check the weights and the input preprocessing")
                 if layer not in files:
                     shapes[layer] = (len(paths), values.shape[1])
                     files[layer] = open(_file(directory, layer), "wb")
-                files[layer].write(values.tobytes())
+                batch[layer] = values
             del outputs
+            if pending is not None:
+                pending.result()  # at most one batch waits to be written: memory stays at two batches
+            pending = writer.submit(_write, files, batch)
             start += len(batch_paths)
             bar.update(len(batch_paths))
+        if pending is not None:
+            pending.result()
     finally:
+        writer.shutdown(wait=True)
         bar.close()
         for file in files.values():
             file.close()
-    tmp = directory / f".done.{os.getpid()}.json"
-    tmp.write_text(json.dumps({"paths": paths, "shapes": shapes}))
-    os.replace(tmp, done)
+    atomic.write_text(done, json.dumps({"paths": paths, "shapes": shapes}))
     return FeatureStore(directory)

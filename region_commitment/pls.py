@@ -2,8 +2,10 @@
 
 Per split: ``PLSRegression(n_components, scale=False)`` fit on the training stimuli, Pearson r per neuroid on the
 test stimuli, median over neuroids; then the mean over splits (error: standard error over splits). Each PLS
-component uses the dominant singular vectors of the deflated cross-covariance ``X^T Y``, which is the fixed point
-sklearn's NIPALS iteration converges to; weights, loadings and the regression coefficients follow sklearn.
+component uses the dominant left singular vector of the deflated cross-covariance ``C = X^T Y``, which is the fixed
+point sklearn's NIPALS iteration converges to; it is computed from the small ``Y``-side matrix ``C^T C`` (its top
+eigenvector ``v`` gives ``w = C v / |C v|``) rather than a full SVD. Weights, loadings and the regression
+coefficients follow sklearn.
 """
 from __future__ import annotations
 
@@ -16,6 +18,15 @@ def _center(x: torch.Tensor):
     return x - mean, mean
 
 
+def _dominant_left_singular_vector(c: torch.Tensor) -> torch.Tensor:
+    """``(splits, p, q)`` -> the top left singular vector of each ``c``, ``(splits, p, 1)``."""
+    if c.shape[2] < c.shape[1]:
+        _, v = torch.linalg.eigh(c.transpose(1, 2) @ c)    # ascending eigenvalues
+        u = c @ v[..., -1:]
+        return u / u.norm(dim=1, keepdim=True).clamp_min(1e-300)
+    return torch.linalg.eigh(c @ c.transpose(1, 2))[1][..., -1:]
+
+
 def fit_predict(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor, n_components: int):
     """Batched PLS regression: ``(splits, n, p)``, ``(splits, n, q)`` -> predictions ``(splits, n_test, q)``."""
     x, x_mean = _center(x_train)
@@ -23,8 +34,7 @@ def fit_predict(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tens
     n_components = min(n_components, x.shape[1] - 1, x.shape[2])
     weights, x_loadings, y_loadings = [], [], []
     for _ in range(n_components):
-        u, _, _ = torch.linalg.svd(x.transpose(1, 2) @ y, full_matrices=False)
-        w = u[..., :1]                                      # (splits, p, 1)
+        w = _dominant_left_singular_vector(x.transpose(1, 2) @ y)  # (splits, p, 1)
         t = x @ w                                           # scores (splits, n, 1)
         tt = (t.transpose(1, 2) @ t).clamp_min(1e-12)
         p_load = x.transpose(1, 2) @ t / tt

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from brainscore_plugins import atomic
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 
 
@@ -44,14 +46,18 @@ def default_reference_images(directory: str | Path, n: int = 1000, size: int = 2
         if rng.random() < 0.5:
             crop = crop[:, ::-1]
         if not path.exists():
-            tmp = directory / f".{path.stem}.{os.getpid()}.png"
-            Image.fromarray(np.ascontiguousarray(crop)).resize((size, size), Image.BICUBIC).save(tmp)
-            os.replace(tmp, path)
+            with atomic.replacing(path) as tmp:
+                Image.fromarray(np.ascontiguousarray(crop)).resize((size, size), Image.BICUBIC).save(tmp)
     return paths
 
 
+REFERENCE_ENV = "REGION_COMMITMENT_REFERENCE"  # a default reference folder (e.g. a local ImageNet validation set)
+
+
 def reference_images(reference: str | Path | None, cache: str | Path, n: int = 1000) -> list[Path]:
-    """The images of folder ``reference`` (sorted, at most ``n``), or the built-in default set of ``n`` images."""
+    """The images of folder ``reference`` (sorted, at most ``n``); without one, those of the folder named by
+    ``$REGION_COMMITMENT_REFERENCE``, else the built-in default set of ``n`` images."""
+    reference = reference or os.environ.get(REFERENCE_ENV) or None
     if reference is None:
         return default_reference_images(cache, n=n)
     folder = Path(reference)

@@ -16,12 +16,13 @@ import numpy as np
 
 _logger = logging.getLogger(__name__)
 
-# the public benchmarks Brain-Score's ModelCommitment selects layers on
+# the public benchmarks Brain-Score's ModelCommitment selects layers on (and its public behavioral benchmark)
 DEFAULT_BENCHMARKS = {
     "V1": "FreemanZiemba2013public.V1-pls",
     "V2": "FreemanZiemba2013public.V2-pls",
     "V4": "MajajHong2015public.V4-pls",
     "IT": "MajajHong2015public.IT-pls",
+    "behavior": "Rajalingham2018public-i2n",
 }
 
 
@@ -133,18 +134,10 @@ def from_benchmark(benchmark, region: str | None = None, model_visual_degrees: i
         model_visual_degrees=model_visual_degrees)
 
 
-def from_files(assembly_path: str | Path, stimuli_csv: str | Path, region: str, **kwargs) -> RegionTarget:
-    """A target from a lab's own files (formats in README, "Committing on your own recordings"):
-
-    * ``assembly_path``: an xarray netCDF file of a DataArray with dims ``presentation x neuroid`` (optionally
-      ``x time_bin``), presentation coords ``stimulus_id`` (+ optional ``repetition``, ``object_name``), neuroid
-      coord ``neuroid_id``; MultiIndexes reset before saving (``assembly.reset_index(list(assembly.dims))``);
-    * ``stimuli_csv``: a table with columns ``stimulus_id`` and ``filename`` (relative to the CSV's folder), plus any
-      other metadata (e.g. ``object_name``).
-    """
+def stimulus_set_from_csv(stimuli_csv: str | Path):
+    """A ``StimulusSet`` from a table with columns ``stimulus_id``, ``filename`` (relative to the CSV's folder) and
+    any other metadata (``object_name``, ``image_label``, ...)."""
     import pandas as pd
-    import xarray as xr
-    from brainscore_core.supported_data_standards.brainio.assemblies import NeuroidAssembly
     from brainscore_core.supported_data_standards.brainio.stimuli import StimulusSet
 
     stimuli_csv = Path(stimuli_csv)
@@ -160,6 +153,20 @@ def from_files(assembly_path: str | Path, stimuli_csv: str | Path, region: str, 
     if missing_files:
         raise FileNotFoundError(f"{len(missing_files)} stimulus files listed in {stimuli_csv} do not exist, "
                                 f"e.g. {missing_files[0]}")
+    return stimulus_set
+
+
+def from_files(assembly_path: str | Path, stimuli_csv: str | Path, region: str, **kwargs) -> RegionTarget:
+    """A target from a lab's own files (formats in README, "Committing on your own recordings"):
+
+    * ``assembly_path``: an xarray netCDF file of a DataArray with dims ``presentation x neuroid`` (optionally
+      ``x time_bin``), presentation coords ``stimulus_id`` (+ optional ``repetition``, ``object_name``), neuroid
+      coord ``neuroid_id``; MultiIndexes reset before saving (``assembly.reset_index(list(assembly.dims))``);
+    * ``stimuli_csv``: see :func:`stimulus_set_from_csv`.
+    """
+    import xarray as xr
+    from brainscore_core.supported_data_standards.brainio.assemblies import NeuroidAssembly
+
     assembly = NeuroidAssembly(xr.load_dataarray(assembly_path))
-    assembly.attrs["stimulus_set"] = stimulus_set
+    assembly.attrs["stimulus_set"] = stimulus_set_from_csv(stimuli_csv)
     return from_assembly(assembly, region, identifier=kwargs.pop("identifier", Path(assembly_path).stem), **kwargs)

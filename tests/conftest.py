@@ -27,6 +27,13 @@ def offline_env(tmp_path_factory) -> dict:
     return env
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_result_caching():
+    """Brain-Score caches ceilings and activations on disk by identifier; synthetic test data must never meet a
+    stale entry from another run."""
+    os.environ["RESULTCACHING_DISABLE"] = "1"
+
+
 @pytest.fixture
 def offline(offline_env, monkeypatch) -> dict:
     for key, value in offline_env.items():

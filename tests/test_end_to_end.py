@@ -84,12 +84,17 @@ def test_ema_weights_are_the_ones_loaded(forged_mirror, offline):
 
 
 def test_score_runs_through_brainscore(forged_mirror, linked):
+    """A neural and a behavioral benchmark (ModelCommitment's committed V1 layer and its behavioral readout)."""
     code = ("import brainscore_vision; s = brainscore_vision.score('spvvs_resnet18_imagenet_full', "
-            "'bsp-synthetic.V1-pls'); print('RESULT=', float(s), float(s.raw), float(s.ceiling))")
+            "'bsp-synthetic.V1-pls'); print('RESULT=', float(s), float(s.raw), float(s.ceiling)); "
+            "b = brainscore_vision.score('spvvs_resnet18_imagenet_full', 'bsp-synthetic-i2n'); "
+            "print('BEHAVIOR=', float(b), float(b.raw))")
     process = run_python(code, forged_mirror)
     assert process.returncode == 0, process.stderr[-3000:]
-    value, raw, ceiling = map(float, process.stdout.split("RESULT=", 1)[1].split())
+    value, raw, ceiling = map(float, process.stdout.split("RESULT=", 1)[1].split("BEHAVIOR=")[0].split())
     assert np.isfinite(value) and 0 < ceiling <= 1 and -1 <= raw <= 1
+    ceiled, raw = map(float, process.stdout.split("BEHAVIOR=", 1)[1].split())
+    assert np.isfinite(ceiled) and -1 <= raw <= 1 and raw != 0
 
 
 def test_corrupted_mirror_file_is_caught_by_its_recorded_hash(forged_mirror, offline):

@@ -286,6 +286,34 @@ def test_load_model_in_a_fresh_process(mirror, offline_env, linked, tmp_path):
     assert result["recorded"][1] == 257 * 384  # IT = blocks.9, every token
 
 
+def test_an_uncommitted_model_is_committed_on_load(env, linked, tmp_path, monkeypatch):
+    """brain_model commits a model without a map through region_commitment (here on the synthetic benchmarks, as the
+    defaults' data are not reachable offline), writes the map into the plugin folder, and reuses it afterwards."""
+    import region_commitment
+    from region_commitment import reference, targets
+    from brainscore_plugins import plugin_sources
+
+    monkeypatch.setattr(targets, "DEFAULT_BENCHMARKS", {"IT": "bsp-synthetic.IT-pls", "behavior": "bsp-synthetic-i2n"})
+    monkeypatch.setattr(plugin_sources, "MODELS_DIR", tmp_path / "models")
+    images = tmp_path / "reference"
+    images.mkdir()
+    for path in reference.default_reference_images(tmp_path / "images", n=30):
+        (images / path.name).symlink_to(path)
+    monkeypatch.setenv(reference.REFERENCE_ENV, str(images))
+
+    model = factory.brain_model(FT)
+    folder = tmp_path / "models" / "hlvit"
+    written = json.loads((folder / "region_layer_map" / f"{FT}.json").read_text())
+    readout = json.loads((folder / "behavioral_readout" / f"{FT}.json").read_text())["behavioral_readout_layer"]
+    candidates = [f"blocks.{i}" for i in range(12)] + ["norm", "fc_norm"]
+    assert set(written) == {"IT"} and written["IT"] in candidates and readout in candidates
+    assert model.layer_model.region_layer_map == written
+    assert (folder / "layer_scores" / f"{FT}.png").is_file()
+
+    monkeypatch.setattr(region_commitment, "commit", lambda *a, **k: pytest.fail("committed twice"))
+    assert factory.brain_model(FT).layer_model.region_layer_map == written
+
+
 def test_brainscore_locates_the_hlvit_plugin(linked):
     from brainscore_core.plugin_management.import_plugin import ImportPlugin
     for identifier in (PRE, FT, "hlvit_vith14@476_1.0_1", "hlvit_vith14@448_0.0001_3-finetuned"):

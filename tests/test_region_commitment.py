@@ -1,4 +1,5 @@
-"""region_commitment on planted ground truth, against Brain-Score's own LayerSelection, and on bad input."""
+"""region_commitment on planted ground truth, against Brain-Score's own LayerSelection and behavioral readout, and
+on bad input."""
 import json
 import warnings
 
@@ -9,11 +10,13 @@ import torchvision
 
 from brainscore_plugins import synthetic
 from brainscore_plugins.preprocessing import preprocessing_for
-from region_commitment import candidate_layers, commit, from_assembly
+from brainscore_plugins.benchmarks.bsp_synthetic.benchmark import SyntheticBehaviorBenchmark
+from region_commitment import candidate_layers, commit, from_assembly, from_behavioral_assembly
 from region_commitment.reference import default_reference_images
 
 LAYERS = ["layer1.0", "layer1.1", "layer2.0", "layer2.1", "layer3.0", "layer3.1", "layer4.0", "layer4.1", "avgpool"]
 PLANTED = {"V1": "layer1.1", "V2": "layer2.1", "V4": "layer3.1", "IT": "layer4.0"}
+PLANTED_READOUT = "layer3.1"
 N_REFERENCE = 120
 
 
@@ -42,23 +45,112 @@ def setup(tmp_path_factory):
     return wrapper, targets, root
 
 
+def _brainscore_probabilities(wrapper, layer, fitting, stimuli):
+    """Brain-Score's own ProbabilitiesMapping classifier on ``layer``'s raw activations (stimuli x objects)."""
+    from brainscore_core.supported_data_standards.brainio.assemblies import NeuroidAssembly
+    from brainscore_vision.model_helpers.brain_transformation.behavior import ProbabilitiesMapping
+
+    def assembly(stimulus_set):
+        paths = [str(stimulus_set.get_stimulus(s)) for s in stimulus_set["stimulus_id"]]
+        flat = wrapper.get_activations(wrapper._extractor.preprocess(paths), [layer])[layer].reshape(len(paths), -1)
+        coords = {column: ("presentation", stimulus_set[column].values) for column in stimulus_set.columns}
+        return NeuroidAssembly(flat, coords={**coords, "neuroid_id": ("neuroid", np.arange(flat.shape[1]))},
+                               dims=["presentation", "neuroid"])
+
+    classifier = ProbabilitiesMapping.ProbabilitiesClassifier()
+    fit = assembly(fitting)
+    classifier.fit(fit, fit["image_label"])
+    proba = classifier.predict_proba(assembly(stimuli))
+    return proba.values[:, [list(proba["choice"].values).index(obj) for obj in synthetic.OBJECTS]]
+
+
+@pytest.fixture(scope="module")
+def behavior_benchmark(setup):
+    """Rajalingham2018-style trials of an observer whose choice probabilities are Brain-Score's readout of
+    PLANTED_READOUT (50 trials per image and distractor)."""
+    wrapper, _, root = setup
+    fitting = synthetic.fitting_stimuli(root / "fitting", n_per_object=40)
+    stimuli = synthetic.stimulus_set(root / "trials", n_per_object=25, seed=5, identifier="bsp-trials")
+    trials = synthetic.behavioral_trials(stimuli, _brainscore_probabilities(wrapper, PLANTED_READOUT, fitting, stimuli))
+    return SyntheticBehaviorBenchmark(fitting, trials, identifier="planted-i2n")
+
+
 def test_candidate_layer_rule():
     assert candidate_layers(torchvision.models.resnet18()) == LAYERS
     assert candidate_layers(torchvision.models.alexnet())[:2] == ["features.1", "features.4"]
 
 
-def test_recovers_every_planted_layer_by_more_than_the_standard_error(setup):
+def test_recovers_every_planted_layer_by_more_than_the_standard_error(setup, behavior_benchmark):
     wrapper, targets, root = setup
-    result = commit(wrapper, LAYERS, targets, reference=None, n_components=100,
+    result = commit(wrapper, LAYERS, {**targets, "behavior": behavior_benchmark}, reference=None, n_components=100,
                     cache_dir=root / "cache", progress=False)
     assert result.region_layer_map == PLANTED
-    for region in PLANTED:
+    assert result.behavioral_readout_layer == PLANTED_READOUT
+    for region in [*PLANTED, "behavior"]:
         margin, error = result.best_margin(region)
         assert margin > error, (region, margin, error)
     written = result.save(root / "plugin", "resnet18-random")
     assert json.loads(written["region_layer_map"].read_text()) == PLANTED
+    assert json.loads(written["behavioral_readout"].read_text()) == {"behavioral_readout_layer": PLANTED_READOUT}
     assert written["plot"].stat().st_size > 10_000
-    assert "layer3.1" in written["scores"].read_text()
+    table = written["scores"].read_text().splitlines()
+    assert f"behavior,{PLANTED_READOUT},5," in "\n".join(table) and len(table) == 1 + 5 * len(LAYERS)
+    assert sum(line.endswith(",1") for line in table) == 5  # one chosen layer per region and for behavior
+
+
+def test_behavioral_scores_equal_brainscore_benchmark_on_a_readout(setup, behavior_benchmark, monkeypatch):
+    """Brain-Score's own path (ProbabilitiesMapping in a BrainModel, the benchmark's metric and ceiling) gives the
+    scores our per-layer readout computed through the Gram coordinates, to the classifier's solver tolerance."""
+    from brainscore_vision.model_helpers.brain_transformation.behavior import ProbabilitiesMapping
+    from brainscore_vision.model_interface import BrainModel
+
+    wrapper, targets, root = setup
+    monkeypatch.setenv("RESULTCACHING_DISABLE", "1")
+    layers = ["layer2.1", PLANTED_READOUT, "avgpool"]
+    ours = commit(wrapper, layers, {"behavior": behavior_benchmark}, cache_dir=root / "cache", progress=False)
+
+    class Readout(BrainModel):
+        def __init__(self, layer):
+            self.mapping = ProbabilitiesMapping(f"readout-{layer}", wrapper, layer)
+
+        def visual_degrees(self):
+            return 8
+
+        def start_task(self, task, fitting_stimuli):
+            self.mapping.start_task(task, fitting_stimuli)
+
+        def look_at(self, stimuli, number_of_trials=1):
+            return self.mapping.look_at(stimuli, number_of_trials=number_of_trials)
+
+    for layer in layers:
+        theirs = behavior_benchmark(Readout(layer))
+        row = next(r for r in ours.scores if r["layer"] == layer)
+        assert row["raw"] == pytest.approx(float(theirs.raw), abs=2e-3), layer
+        assert row["ceiled"] == pytest.approx(float(theirs), abs=2e-3), layer
+
+
+def test_a_given_readout_layer_is_kept(setup, behavior_benchmark):
+    wrapper, targets, root = setup
+    result = commit(wrapper, ["layer4.0", "avgpool"], {"IT": targets["IT"], "behavior": behavior_benchmark},
+                    n_components=100, behavioral_readout_layer="layer2.0", cache_dir=root / "cache", progress=False)
+    assert result.behavioral_readout_layer == "layer2.0" and {r["region"] for r in result.scores} == {"IT"}
+    with pytest.raises(ValueError, match=r"no layer\(s\) \['layer9'\]"):
+        commit(wrapper, ["avgpool"], {"IT": targets["IT"]}, behavioral_readout_layer="layer9",
+               cache_dir=root / "bad", progress=False)
+
+
+def test_bad_behavioral_data(behavior_benchmark):
+    fitting, trials = behavior_benchmark._fitting_stimuli, behavior_benchmark._assembly
+    with pytest.raises(ValueError, match="no 'image_label' column"):
+        from_behavioral_assembly(trials, fitting.drop(columns="image_label"))
+    with pytest.raises(ValueError, match=r"objects \['plaid'\] of the trials have no fitting images"):
+        from_behavioral_assembly(trials, fitting[fitting["image_label"] != "plaid"])
+    foreign = trials.copy()
+    foreign.attrs["stimulus_set"] = trials.attrs["stimulus_set"].iloc[:10]
+    with pytest.raises(ValueError, match="stimulus ids of the assembly are not in its stimulus set"):
+        from_behavioral_assembly(foreign, fitting)
+    with pytest.raises(ValueError, match="no 'dist_obj' coordinate"):
+        from_behavioral_assembly(trials.reset_index("presentation").drop_vars("dist_obj"), fitting)
 
 
 class _Interrupted(Exception):
@@ -177,9 +269,15 @@ def test_nan_activations_are_a_clear_error(setup, tmp_path):
         handle.remove()
 
 
-def test_cli_commit_on_local_files_writes_the_map_atomically(setup, offline, tmp_path):
-    """`brainscore-plugins commit` on a lab's own files (netCDF assembly + stimulus CSV), forged weights."""
+def _csv(stimuli, path, *columns):
     import pandas as pd
+    pd.DataFrame({"stimulus_id": stimuli["stimulus_id"], **{c: stimuli[c] for c in columns},
+                  "filename": [stimuli.get_stimulus(s) for s in stimuli["stimulus_id"]]}).to_csv(path, index=False)
+    return path
+
+
+def test_cli_commit_on_local_files_writes_the_map_atomically(setup, behavior_benchmark, offline, tmp_path):
+    """`brainscore-plugins commit` on a lab's own files (netCDF assemblies + stimulus CSVs), forged weights."""
     from brainscore_plugins import forge, hub
     from conftest import run_python
 
@@ -191,11 +289,15 @@ def test_cli_commit_on_local_files_writes_the_map_atomically(setup, offline, tmp
     assembly = synthetic.repeated_assembly(stimuli, responses, "IT")
     assembly.attrs.clear()  # the stimulus set travels as the CSV
     assembly.reset_index(list(assembly.dims)).to_netcdf(tmp_path / "it.nc")
-    pd.DataFrame({"stimulus_id": stimuli["stimulus_id"], "object_name": stimuli["object_name"],
-                  "filename": [stimuli.get_stimulus(s) for s in stimuli["stimulus_id"]]}).to_csv(
-        tmp_path / "stimuli.csv", index=False)
+    trials = behavior_benchmark._assembly.copy()
+    trials.attrs = {}
+    trials.reset_index("presentation").to_netcdf(tmp_path / "trials.nc")
+    behavior_files = ",".join(str(p) for p in [
+        tmp_path / "trials.nc", _csv(behavior_benchmark._assembly.stimulus_set, tmp_path / "trials.csv"),
+        _csv(behavior_benchmark._fitting_stimuli, tmp_path / "fitting.csv", "image_label")])
     reference = _folder([str(p) for p in default_reference_images(root / "cache", n=N_REFERENCE)][:60], tmp_path)
-    args = ["commit", identifier, "--assembly", f"IT={tmp_path / 'it.nc'},{tmp_path / 'stimuli.csv'}",
+    args = ["commit", identifier, "--assembly", f"IT={tmp_path / 'it.nc'},"
+            f"{_csv(stimuli, tmp_path / 'stimuli.csv', 'object_name')}", "--assembly", f"behavior={behavior_files}",
             "--reference", str(reference), "--n-components", "50", "--output", str(tmp_path / "out")]
 
     bad = run_python("from brainscore_plugins.cli import main; raise SystemExit(main(%r))"
@@ -209,5 +311,7 @@ def test_cli_commit_on_local_files_writes_the_map_atomically(setup, offline, tmp
     written = json.loads((tmp_path / "out" / "region_layer_map" / f"{identifier}.json").read_text())
     assert set(written) == {"IT"} and written["IT"] in {"layer3.1", "layer4.0", "avgpool"}
     assert (tmp_path / "out" / "layer_scores" / f"{identifier}.png").is_file()
-    assert json.loads((tmp_path / "out" / "behavioral_readout" / f"{identifier}.json").read_text()) == {
-        "behavioral_readout_layer": "avgpool"}
+    readout = json.loads((tmp_path / "out" / "behavioral_readout" / f"{identifier}.json").read_text())
+    table = (tmp_path / "out" / "layer_scores" / f"{identifier}.csv").read_text()
+    assert readout["behavioral_readout_layer"] in {"layer3.1", "layer4.0", "avgpool"}
+    assert f"behavior,{readout['behavioral_readout_layer']}," in table and table.count("behavior,") == 3

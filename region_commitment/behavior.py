@@ -1,0 +1,165 @@
+"""The behavioral readout: Brain-Score's ``ProbabilitiesMapping`` + a behavioral metric (``i2n``), per layer.
+
+Brain-Score reads behavior out of one layer: ``StandardScaler`` + multinomial ``LogisticRegression(C=1e-3)`` fit on
+the fitting stimuli's raw activations (their ``image_label``), class probabilities for the test stimuli, scored
+against primate trials by the benchmark's metric and ceiled by the benchmark. The L2-penalised solution lies in the
+span of the (standardized) fitting rows, so the same classifier is fit exactly in the ``n_fitting``-dimensional
+coordinates of that span (:func:`region_commitment.pca.project` with ``standardize=True`` and every component kept):
+the Gram trick again, so a layer of any width costs one streamed pass over its features.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .pca import project
+
+
+@dataclass
+class BehaviorTarget:
+    identifier: str
+    fitting_stimuli: object       # StimulusSet with ``image_label`` (placed on screen)
+    stimulus_set: object          # the test stimuli the primates saw (placed on screen)
+    assembly: object              # BehavioralAssembly of trials: choice per presentation, stimulus_id/sample_obj/...
+    metric: object                # Brain-Score metric: (probabilities, assembly) -> Score
+    ceiling: object               # the metric's ceiling Score
+    ceil: object                  # (score, ceiling) -> ceiled Score
+    region: str = "behavior"
+
+    @property
+    def fitting_ids(self) -> list:
+        return list(self.fitting_stimuli["stimulus_id"].values)
+
+    @property
+    def test_ids(self) -> list:
+        return list(self.test_stimuli()["stimulus_id"].values)
+
+    def test_stimuli(self):
+        """The test stimulus set, one row per stimulus id."""
+        return self.stimulus_set.drop_duplicates(subset=["stimulus_id"])
+
+    def paths(self) -> tuple[list[str], list[str]]:
+        """(fitting image paths, test image paths), in the rows' order."""
+        return ([str(self.fitting_stimuli.get_stimulus(s)) for s in self.fitting_ids],
+                [str(self.stimulus_set.get_stimulus(s)) for s in self.test_ids])
+
+
+def _ceil_per_split(score, ceiling):
+    """Brain-Score's ``_DicarloRajalingham2018.ceil_score``: per split ``score / sqrt(ceiling)``, mean over splits."""
+    raw, ceil = score.raw, ceiling.raw
+    value = float(np.mean([float(raw.sel(split=s)) / np.sqrt(float(ceil.sel(split=s))) for s in ceil["split"].values]))
+    return value
+
+
+def _check(identifier: str, assembly, stimulus_set, fitting_stimuli) -> None:
+    if "image_label" not in fitting_stimuli.columns:
+        raise ValueError(f"{identifier}: the fitting stimuli have no 'image_label' column to train the readout on")
+    for coord in ("stimulus_id", "sample_obj", "dist_obj", "truth"):
+        try:
+            assembly[coord]
+        except KeyError:
+            raise ValueError(f"{identifier}: the behavioral assembly has no {coord!r} coordinate (needs stimulus_id, "
+                             f"sample_obj, dist_obj, truth, and the chosen object as values)") from None
+    missing = sorted(set(assembly["stimulus_id"].values) - set(stimulus_set["stimulus_id"].values))
+    if missing:
+        raise ValueError(f"{identifier}: {len(missing)} stimulus ids of the assembly are not in its stimulus set "
+                         f"(e.g. {missing[:3]}); the assembly and the StimulusSet do not belong together")
+    objects = set(assembly["sample_obj"].values) | set(assembly["dist_obj"].values)
+    unknown = sorted(objects - set(fitting_stimuli["image_label"].values))
+    if unknown:
+        raise ValueError(f"{identifier}: objects {unknown[:5]} of the trials have no fitting images (image_label); "
+                         f"the readout could not give them a probability")
+
+
+def from_behavioral_assembly(assembly, fitting_stimuli, identifier: str | None = None, metric: str = "i2n",
+                             visual_degrees: int | None = None, model_visual_degrees: int = 8) -> BehaviorTarget:
+    """A target from a ``BehavioralAssembly`` of trials (its ``stimulus_set`` attribute: the test stimuli) and a
+    ``StimulusSet`` of fitting images with ``image_label``; the ceiling is the metric's split-half ceiling."""
+    from brainscore_vision import load_metric
+    from brainscore_vision.benchmark_helpers.screen import place_on_screen
+
+    identifier = identifier or f"behavior-{metric}"
+    stimulus_set = assembly.attrs.get("stimulus_set")
+    if stimulus_set is None:
+        raise ValueError(f"{identifier}: the assembly has no attrs['stimulus_set']; attach its StimulusSet")
+    _check(identifier, assembly, stimulus_set, fitting_stimuli)
+    if visual_degrees is not None:
+        stimulus_set, fitting_stimuli = (place_on_screen(s, target_visual_degrees=model_visual_degrees,
+                                                         source_visual_degrees=visual_degrees)
+                                         for s in (stimulus_set, fitting_stimuli))
+    metric_object = load_metric(metric)
+    return BehaviorTarget(identifier=identifier, fitting_stimuli=fitting_stimuli, stimulus_set=stimulus_set,
+                          assembly=assembly, metric=metric_object,
+                          ceiling=metric_object.ceiling(assembly, skipna=True), ceil=_ceil_per_split)
+
+
+def from_behavioral_benchmark(benchmark, model_visual_degrees: int = 8) -> BehaviorTarget:
+    """A target from a Rajalingham2018-style benchmark (identifier or object): fitting stimuli, trials, metric,
+    ceiling and ceiling normalisation are the benchmark's own."""
+    from brainscore_vision.benchmark_helpers.screen import place_on_screen
+
+    if isinstance(benchmark, str):
+        from brainscore_vision import load_benchmark
+        benchmark = load_benchmark(benchmark)
+    needed = ("_fitting_stimuli", "_assembly", "_metric")
+    if not all(hasattr(benchmark, name) for name in needed):
+        raise ValueError(f"{benchmark.identifier}: only probabilities benchmarks with fitting stimuli (like "
+                         f"Rajalingham2018public-i2n) can select a behavioral readout")
+    assembly, degrees = benchmark._assembly, benchmark._visual_degrees
+    _check(benchmark.identifier, assembly, assembly.stimulus_set, benchmark._fitting_stimuli)
+    fitting, test = (place_on_screen(s, target_visual_degrees=model_visual_degrees, source_visual_degrees=degrees)
+                     for s in (benchmark._fitting_stimuli, assembly.stimulus_set))
+    ceil = getattr(benchmark, "ceil_score", None)
+    return BehaviorTarget(identifier=benchmark.identifier, fitting_stimuli=fitting, stimulus_set=test,
+                          assembly=assembly, metric=benchmark._metric, ceiling=benchmark.ceiling,
+                          ceil=(lambda score, ceiling: float(ceil(score, ceiling))) if ceil else _ceil_per_split)
+
+
+def from_behavioral_files(assembly_path: str | Path, stimuli_csv: str | Path, fitting_csv: str | Path,
+                          **kwargs) -> BehaviorTarget:
+    """A target from a lab's own files (formats in README, "Committing on your own recordings"):
+
+    * ``assembly_path``: netCDF of a 1-D DataArray over ``presentation`` (one row per trial) whose values are the
+      chosen object, with coords ``stimulus_id``, ``sample_obj``, ``dist_obj``, ``truth`` (= ``sample_obj``);
+    * ``stimuli_csv``: the test images (``stimulus_id``, ``filename`` relative to the CSV);
+    * ``fitting_csv``: the fitting images (``stimulus_id``, ``filename``, ``image_label``).
+    """
+    import xarray as xr
+    from brainscore_core.supported_data_standards.brainio.assemblies import BehavioralAssembly
+    from .targets import stimulus_set_from_csv
+
+    assembly = BehavioralAssembly(xr.load_dataarray(assembly_path))
+    assembly.attrs["stimulus_set"] = stimulus_set_from_csv(stimuli_csv)
+    return from_behavioral_assembly(assembly, stimulus_set_from_csv(fitting_csv),
+                                    identifier=kwargs.pop("identifier", Path(assembly_path).stem), **kwargs)
+
+
+def probabilities(features: np.ndarray, fitting_rows, test_rows, labels, test_stimuli):
+    """``ProbabilitiesMapping``'s class probabilities (a ``BehavioralAssembly``: presentation x choice) for the
+    ``test_rows`` of ``features`` (images x features), the classifier fit on ``fitting_rows`` with ``labels``;
+    ``test_stimuli`` (the StimulusSet rows of ``test_rows``, in order) give the presentation coordinates."""
+    from brainscore_core.supported_data_standards.brainio.assemblies import BehavioralAssembly
+    from brainscore_vision.model_helpers.brain_transformation.behavior import ProbabilitiesMapping
+
+    fitting_rows, test_rows = np.asarray(fitting_rows), np.asarray(test_rows)
+    coordinates = project(features, fitting_rows, np.concatenate([fitting_rows, test_rows]), None, standardize=True)
+    mapping = ProbabilitiesMapping.ProbabilitiesClassifier()  # Brain-Score's classifier settings
+    indices, index_to_label = mapping.labels_to_indices(list(labels))
+    classifier = mapping._classifier.fit(coordinates[:len(fitting_rows)], indices)
+    proba = classifier.predict_proba(coordinates[len(fitting_rows):])
+    presentation = {column: ("presentation", test_stimuli[column].values) for column in test_stimuli.columns}
+    presentation["stimulus_path"] = ("presentation", [str(test_stimuli.get_stimulus(s))
+                                                      for s in test_stimuli["stimulus_id"].values])
+    return BehavioralAssembly(proba, coords={**presentation, "choice": list(index_to_label.values())},
+                              dims=["presentation", "choice"])
+
+
+def readout_score(features: np.ndarray, fitting_rows, test_rows, target: BehaviorTarget) -> tuple[float, float, float]:
+    """(raw metric score, its error over splits, ceiled score) of reading behavior out of one layer's features."""
+    prediction = probabilities(features, fitting_rows, test_rows, target.fitting_stimuli["image_label"].values,
+                               target.test_stimuli())
+    score = target.metric(prediction, target.assembly)
+    error = float(score.attrs["error"]) if "error" in score.attrs else 0.0
+    return float(score), error, float(target.ceil(score, target.ceiling))
