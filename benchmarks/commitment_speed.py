@@ -97,8 +97,16 @@ def run_one(kind: str, setting: str, work: Path) -> dict:
             for i in range(0, len(paths), 64):
                 model._model(torch.from_numpy(model._extractor.preprocess(paths[i:i + 64])))
         layer = None
-    return {"seconds": time.perf_counter() - start, "layer": layer,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {"seconds": time.perf_counter() - start, "layer": layer, "peak_rss_mb": peak_rss_mb()}
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size (``VmHWM``; ``getrusage``'s ``ru_maxrss`` would report the parent's
+    peak at fork time when that was higher, as it survives ``exec``)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main() -> None:

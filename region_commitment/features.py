@@ -2,13 +2,15 @@
 
 The activations model is anything with Brain-Score's activations-wrapper interface (``PytorchWrapper``, ...): its
 extractor's ``preprocess`` (paths -> batch) and ``get_activations(batch, layer_names)`` (-> {layer: array}). Each
-layer's flattened activations are appended to their own raw float32 file with plain writes (not through a memory map,
-whose written pages would stay resident), in a background thread while the next batch runs, so memory holds two
-batches of all layers, never all images of all layers; later steps map one layer at a time.
+layer goes to its own raw float32 file in column blocks: block ``k`` holds columns ``[k W, (k + 1) W)`` of every
+image, row after row, so that the later steps, which work through a layer a column block at a time, read each block
+as one contiguous mapping. Each batch's rows are written into every block (plain positioned writes, in a background
+thread while the next batch runs), so memory holds two batches of all layers, never all images of all layers.
 """
 from __future__ import annotations
 
 import json
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from brainscore_plugins import atomic
 
 BATCH_BYTES = 1 << 29  # captured activations of one batch stay under ~512 MiB (two batches live at once)
 MAX_BATCH = 16  # the forward pass's own intermediate activations dominate memory (~50 MB/image)
+BLOCK_BYTES = 1 << 28  # one column block of a layer (all images) is read at once
 
 
 def available_layers(activations_model) -> list[str] | None:
@@ -41,25 +44,55 @@ def _file(directory: Path, layer: str) -> Path:
     return directory / f"{layer}.f32"
 
 
+class LayerFeatures:
+    """One layer's ``(n_images, n_features)`` activations on disk, read a column block at a time."""
+
+    def __init__(self, path: Path, shape: tuple[int, int], block: int):
+        self.path, self.shape, self.block = path, shape, block
+
+    def column_blocks(self):
+        """``(columns, every image x those columns)`` per block, in order: a read-only mapping of the block's
+        contiguous bytes (copy-on-write, so torch may wrap it), unmapped once the caller moves on."""
+        n, width = self.shape
+        if self.path.stat().st_size < 4 * n * width:
+            raise EOFError(f"{self.path} is truncated; delete its folder to extract the features again")
+        for start in range(0, width, self.block):
+            columns = slice(start, min(start + self.block, width))
+            yield columns, np.memmap(self.path, dtype=np.float32, mode="c", offset=4 * n * start,
+                                     shape=(n, columns.stop - columns.start))
+
+    def __array__(self, dtype=None, copy=None):
+        return np.concatenate([values for _, values in self.column_blocks()], axis=1).astype(dtype or np.float32)
+
+
 class FeatureStore:
-    """Per-layer ``(n_images, n_features)`` float32 memmaps in ``directory``, complete when ``done.json`` exists."""
+    """Per-layer :class:`LayerFeatures` in ``directory``, complete when ``done.json`` exists."""
 
     def __init__(self, directory: str | Path):
         self.directory = Path(directory)
         meta = json.loads((self.directory / "done.json").read_text())
         self.paths, self.shapes = meta["paths"], {k: tuple(v) for k, v in meta["shapes"].items()}
+        self.blocks = meta["blocks"]
         self.row = {path: i for i, path in enumerate(self.paths)}
 
-    def layer(self, layer: str) -> np.memmap:
-        return np.memmap(_file(self.directory, layer), dtype=np.float32, mode="r", shape=self.shapes[layer])
+    def layer(self, layer: str) -> LayerFeatures:
+        return LayerFeatures(_file(self.directory, layer), self.shapes[layer], self.blocks[layer])
 
     def rows(self, paths) -> np.ndarray:
         return np.array([self.row[str(p)] for p in paths])
 
 
-def _write(files: dict, batch: dict) -> None:
+def _block_width(n_images: int, n_features: int) -> int:
+    return max(1, min(n_features, BLOCK_BYTES // (4 * n_images)))
+
+
+def _write(files: dict, blocks: dict, shapes: dict, batch: dict, first_row: int) -> None:
+    """Write rows ``first_row ...`` of every layer into each of its column blocks (``os.pwrite`` releases the GIL)."""
     for layer, values in batch.items():
-        files[layer].write(memoryview(values).cast("B"))
+        n, width = shapes[layer]
+        for start in range(0, width, blocks[layer]):
+            piece = np.ascontiguousarray(values[:, start:start + blocks[layer]])
+            os.pwrite(files[layer], piece, 4 * (n * start + first_row * piece.shape[1]))
 
 
 def extract(activations_model, layers: list[str], paths: list, directory: str | Path,
@@ -69,13 +102,14 @@ def extract(activations_model, layers: list[str], paths: list, directory: str | 
     paths = [str(p) for p in paths]
     done = directory / "done.json"
     if done.exists():
-        store = FeatureStore(directory)
-        if store.paths == paths and set(store.shapes) >= set(layers):
-            return store
+        meta = json.loads(done.read_text())
+        if meta["paths"] == paths and set(meta.get("blocks", ())) >= set(layers):
+            return FeatureStore(directory)
+        done.unlink()  # another image set, other layers, or an older layout: extract again
     check_layers(activations_model, layers)
     directory.mkdir(parents=True, exist_ok=True)
     preprocess = activations_model._extractor.preprocess
-    files, shapes = {}, {}  # layer -> open file, (n_images, n_features)
+    files, shapes, blocks = {}, {}, {}  # layer -> file descriptor, (n_images, n_features), block width
     start, bar = 0, tqdm(total=len(paths), desc="activations (all layers, one pass)", disable=not progress)
     writer, pending = ThreadPoolExecutor(max_workers=1), None  # the disk writes of one batch overlap the next batch
     try:
@@ -92,12 +126,13 @@ def extract(activations_model, layers: list[str], paths: list, directory: str | 
                                              f"{batch_paths[0]} ...; check the weights and the input preprocessing")
                 if layer not in files:
                     shapes[layer] = (len(paths), values.shape[1])
-                    files[layer] = open(_file(directory, layer), "wb")
+                    blocks[layer] = _block_width(*shapes[layer])
+                    files[layer] = os.open(_file(directory, layer), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
                 batch[layer] = values
             del outputs
             if pending is not None:
                 pending.result()  # at most one batch waits to be written: memory stays at two batches
-            pending = writer.submit(_write, files, batch)
+            pending = writer.submit(_write, files, blocks, shapes, batch, start)
             start += len(batch_paths)
             bar.update(len(batch_paths))
         if pending is not None:
@@ -106,6 +141,6 @@ def extract(activations_model, layers: list[str], paths: list, directory: str | 
         writer.shutdown(wait=True)
         bar.close()
         for file in files.values():
-            file.close()
-    atomic.write_text(done, json.dumps({"paths": paths, "shapes": shapes}))
+            os.close(file)
+    atomic.write_text(done, json.dumps({"paths": paths, "shapes": shapes, "blocks": blocks}))
     return FeatureStore(directory)

@@ -16,14 +16,21 @@ import torch
 CHUNK_BYTES = 256 << 20
 
 
-def _column_chunks(n_rows: int, n_cols: int):
+def _column_blocks(features):
+    """``(columns, every image x those columns)``: a :class:`~region_commitment.features.LayerFeatures`' own blocks
+    (one contiguous read each), or chunks of an array of at most ``CHUNK_BYTES``."""
+    if hasattr(features, "column_blocks"):
+        yield from features.column_blocks()
+        return
+    n_rows, n_cols = features.shape
     step = max(1, CHUNK_BYTES // (4 * max(n_rows, 1)))
     for start in range(0, n_cols, step):
-        yield slice(start, min(start + step, n_cols))
+        columns = slice(start, min(start + step, n_cols))
+        yield columns, features[:, columns]
 
 
 def _as_slice(rows: np.ndarray):
-    """A contiguous run of rows as a slice: memmap slicing reads in place where fancy indexing copies."""
+    """A contiguous run of rows as a slice: slicing a block gives a view where fancy indexing copies."""
     rows = np.asarray(rows)
     if len(rows) and np.array_equal(rows, np.arange(rows[0], rows[0] + len(rows))):
         return slice(int(rows[0]), int(rows[0]) + len(rows))
@@ -31,13 +38,12 @@ def _as_slice(rows: np.ndarray):
 
 
 def _moments(block: torch.Tensor, standardize: bool):
-    """Column mean (and, standardizing, sklearn ``StandardScaler``'s population std, zeros taken as 1), summed in
-    float64 without a float64 copy of ``block``."""
-    mean = (block.sum(0, dtype=torch.float64) / len(block)).to(block.dtype)
+    """Column mean (and, standardizing, sklearn ``StandardScaler``'s population std, zeros taken as 1)."""
+    mean = block.mean(0)
     if not standardize:
         return mean, None
-    std = ((block - mean) ** 2).sum(0, dtype=torch.float64).div(len(block)).sqrt()
-    return mean, torch.where(std < 10 * torch.finfo(torch.float64).eps, 1.0, std).to(block.dtype)
+    std = ((block - mean) ** 2).mean(0).sqrt()
+    return mean, torch.where(std < 10 * torch.finfo(block.dtype).eps, 1.0, std)
 
 
 def _gram(a: torch.Tensor, blocks: int = 4) -> torch.Tensor:
@@ -61,20 +67,20 @@ def project(features: np.ndarray, reference_rows: np.ndarray, stimulus_rows: np.
     ``n_components=None`` keeps every non-null component (an exact change of coordinates within the span of the
     reference rows); ``standardize`` scales each feature by its reference std first, as ``StandardScaler`` does.
     """
+    n_ref, n_stim, n_features = len(reference_rows), len(stimulus_rows), features.shape[1]
     reference_rows, stimulus_rows = _as_slice(reference_rows), _as_slice(stimulus_rows)
-    n_features = features.shape[1]
-    n_ref, n_stim = len(features[reference_rows, :1]), len(features[stimulus_rows, :1])
     if n_features <= (n_components or n_ref):
-        stimuli = torch.from_numpy(np.asarray(features[stimulus_rows], dtype=np.float64))
+        values = np.asarray(features)
+        stimuli = torch.from_numpy(np.asarray(values[stimulus_rows], dtype=np.float64))
         if not standardize:
             return stimuli.numpy()
-        mean, std = _moments(torch.from_numpy(np.asarray(features[reference_rows], dtype=np.float64)), True)
+        mean, std = _moments(torch.from_numpy(np.asarray(values[reference_rows], dtype=np.float64)), True)
         return ((stimuli - mean) / std).numpy()
     gram = torch.zeros(n_ref, n_ref, dtype=torch.float64)
     cross = torch.zeros(n_stim, n_ref, dtype=torch.float64)
-    for cols in _column_chunks(n_ref + n_stim, n_features):
-        ref = torch.from_numpy(np.ascontiguousarray(features[reference_rows, cols], dtype=np.float32))
-        stim = torch.from_numpy(np.ascontiguousarray(features[stimulus_rows, cols], dtype=np.float32))
+    for _, block in _column_blocks(features):
+        ref = torch.from_numpy(np.ascontiguousarray(block[reference_rows], dtype=np.float32))
+        stim = torch.from_numpy(np.ascontiguousarray(block[stimulus_rows], dtype=np.float32))
         mean, std = _moments(ref, standardize)
         ref_c, stim_c = ref - mean, stim - mean
         if standardize:

@@ -27,11 +27,24 @@ def _dominant_left_singular_vector(c: torch.Tensor) -> torch.Tensor:
     return torch.linalg.eigh(c @ c.transpose(1, 2))[1][..., -1:]
 
 
+def _row_span_coordinates(x: torch.Tensor, x_test: torch.Tensor):
+    """Centred training rows ``(splits, n, p)`` with ``p > n`` and test rows in an orthonormal basis of the training
+    rows' span (``n`` coordinates; null directions zero). PLS weights lie in that span, so predictions are unchanged
+    and every component costs ``O(n)`` instead of ``O(p)`` per row."""
+    eigenvalues, u = torch.linalg.eigh(x @ x.transpose(1, 2))
+    keep = eigenvalues > eigenvalues[:, -1:] * 1e-10
+    root = torch.where(keep, eigenvalues.clamp_min(0).sqrt(), 0.0)
+    return u * root.unsqueeze(1), x_test @ x.transpose(1, 2) @ u * torch.where(keep, 1 / root, 0.0).unsqueeze(1)
+
+
 def fit_predict(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor, n_components: int):
     """Batched PLS regression: ``(splits, n, p)``, ``(splits, n, q)`` -> predictions ``(splits, n_test, q)``."""
     x, x_mean = _center(x_train)
     y, y_mean = _center(y_train)
     n_components = min(n_components, x.shape[1] - 1, x.shape[2])
+    x_test = x_test - x_mean
+    if x.shape[2] > x.shape[1]:
+        x, x_test = _row_span_coordinates(x, x_test)
     weights, x_loadings, y_loadings = [], [], []
     for _ in range(n_components):
         w = _dominant_left_singular_vector(x.transpose(1, 2) @ y)  # (splits, p, 1)
@@ -45,7 +58,7 @@ def fit_predict(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tens
     w, p_load, q_load = (torch.cat(m, dim=2) for m in (weights, x_loadings, y_loadings))
     rotations = w @ torch.linalg.pinv(p_load.transpose(1, 2) @ w)
     coef = rotations @ q_load.transpose(1, 2)              # (splits, p, q)
-    return (x_test - x_mean) @ coef + y_mean
+    return x_test @ coef + y_mean
 
 
 def pearson_per_neuroid(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -15,6 +15,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from brainscore_plugins import atomic
@@ -100,10 +101,14 @@ def load_target(region: str, benchmark) -> RegionTarget | BehaviorTarget:
 
 
 def _fingerprint(target) -> list:
-    """What identifies a target's data in the cache key."""
+    """What identifies a target's data in the cache key: its identifier and a digest of its values."""
     if isinstance(target, BehaviorTarget):
-        return [target.identifier, len(target.assembly), len(target.fitting_stimuli), target.test_ids]
-    return [target.identifier, target.responses.shape, float(target.responses.sum())]
+        values = "\n".join(map(str, [*target.assembly.values, *target.assembly["stimulus_id"].values,
+                                      *target.fitting_stimuli["image_label"].values])).encode()
+    else:
+        splits = np.concatenate([np.concatenate(split) for split in target.splits])
+        values = target.responses.tobytes() + splits.tobytes()
+    return [target.identifier, hashlib.sha256(values).hexdigest()]
 
 
 def _default_cache() -> Path:

@@ -34,10 +34,11 @@ def test_narrow_layers_are_used_as_they_are():
     np.testing.assert_array_equal(project(features, np.arange(40), np.arange(40, 50), 20), features[40:])
 
 
-def test_pls_equals_sklearn_per_split():
+@pytest.mark.parametrize("width", [60, 300])  # fewer features than training stimuli, and more (the span path)
+def test_pls_equals_sklearn_per_split(width):
     from sklearn.cross_decomposition import PLSRegression
     rng = np.random.default_rng(1)
-    x = _data(120, 60, seed=2).astype(np.float64)
+    x = _data(120, width, seed=2).astype(np.float64)
     y = x[:, :10] @ rng.normal(size=(10, 15)) + rng.normal(size=(120, 15))
     splits = [(np.setdiff1d(np.arange(120), test), test) for test in np.array_split(rng.permutation(120), 4)]
     ours, error = cross_validated_score(x, y, splits, n_components=5)
@@ -64,9 +65,9 @@ def test_readout_equals_brainscores_probabilities_classifier():
     ours = probabilities(features, np.arange(n_fit), np.arange(n_fit, n_fit + n_test), labels, test)
 
     def assembly(rows, ids):
-        return NeuroidAssembly(features[rows], dims=["presentation", "neuroid"],
-                               coords={"stimulus_id": ("presentation", ids), "row": ("presentation", np.arange(len(ids))),
-                                       "neuroid_id": ("neuroid", np.arange(width))})
+        coords = {"stimulus_id": ("presentation", ids), "row": ("presentation", np.arange(len(ids))),
+                  "neuroid_id": ("neuroid", np.arange(width))}
+        return NeuroidAssembly(features[rows], dims=["presentation", "neuroid"], coords=coords)
     classifier = ProbabilitiesMapping.ProbabilitiesClassifier()
     classifier.fit(assembly(slice(0, n_fit), [f"f{i}" for i in range(n_fit)]), _Labels(labels))
     theirs = classifier.predict_proba(assembly(slice(n_fit, None), list(test["stimulus_id"])))

@@ -1,0 +1,49 @@
+"""The one-pass feature store: column-blocked files written batch by batch read back to exactly the activations."""
+import numpy as np
+import pytest
+import torch
+import torchvision
+
+from brainscore_plugins import synthetic
+from brainscore_plugins.preprocessing import preprocessing_for
+from region_commitment import features
+
+
+@pytest.fixture(scope="module")
+def wrapper_and_paths(tmp_path_factory):
+    from brainscore_vision.model_helpers.activations.pytorch import PytorchWrapper
+    torch.manual_seed(0)
+    wrapper = PytorchWrapper(identifier="resnet18-store", model=torchvision.models.resnet18(),
+                             preprocessing=preprocessing_for(40, 32, "bilinear"))
+    stimuli = synthetic.stimulus_set(tmp_path_factory.mktemp("stimuli"), n_per_object=3, size=32)
+    return wrapper, [str(stimuli.get_stimulus(s)) for s in stimuli["stimulus_id"]]
+
+
+def test_blocks_and_batches_read_back_exactly(wrapper_and_paths, tmp_path, monkeypatch):
+    wrapper, paths = wrapper_and_paths
+    monkeypatch.setattr(features, "BLOCK_BYTES", 4 * len(paths) * 100)  # 100 columns per block: many blocks
+    layers = ["layer1.0", "avgpool"]
+    store = features.extract(wrapper, layers, paths, tmp_path / "store", batch_size=5, progress=False)  # 5, 5, 2
+    expected = wrapper.get_activations(wrapper._extractor.preprocess(paths), layers)
+    for layer in layers:
+        stored = store.layer(layer)
+        assert stored.shape == (len(paths), expected[layer][0].size)
+        np.testing.assert_array_equal(np.asarray(stored), expected[layer].reshape(len(paths), -1))
+    assert [columns.stop - columns.start for columns, _ in store.layer("layer1.0").column_blocks()][:2] == [100, 100]
+    assert features.extract(wrapper, layers[:1], paths, tmp_path / "store").directory == store.directory  # reused
+
+
+def test_a_truncated_store_is_a_clear_error(wrapper_and_paths, tmp_path):
+    wrapper, paths = wrapper_and_paths
+    store = features.extract(wrapper, ["avgpool"], paths, tmp_path / "store", progress=False)
+    path = tmp_path / "store" / "avgpool.f32"
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(EOFError, match="truncated"):
+        np.asarray(store.layer("avgpool"))
+
+
+def test_a_store_of_other_images_is_extracted_again(wrapper_and_paths, tmp_path):
+    wrapper, paths = wrapper_and_paths
+    features.extract(wrapper, ["avgpool"], paths[:4], tmp_path / "store", progress=False)
+    store = features.extract(wrapper, ["avgpool"], paths, tmp_path / "store", progress=False)
+    assert store.paths == paths and store.layer("avgpool").shape[0] == len(paths)
