@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .pca import project
+from .targets import check_stimulus_ids, stimulus_set_from_csv
 
 
 @dataclass
@@ -62,10 +63,7 @@ def _check(identifier: str, assembly, stimulus_set, fitting_stimuli) -> None:
         except KeyError:
             raise ValueError(f"{identifier}: the behavioral assembly has no {coord!r} coordinate (needs stimulus_id, "
                              f"sample_obj, dist_obj, truth, and the chosen object as values)") from None
-    missing = sorted(set(assembly["stimulus_id"].values) - set(stimulus_set["stimulus_id"].values))
-    if missing:
-        raise ValueError(f"{identifier}: {len(missing)} stimulus ids of the assembly are not in its stimulus set "
-                         f"(e.g. {missing[:3]}); the assembly and the StimulusSet do not belong together")
+    check_stimulus_ids(identifier, assembly["stimulus_id"].values, stimulus_set)
     objects = set(assembly["sample_obj"].values) | set(assembly["dist_obj"].values)
     unknown = sorted(objects - set(fitting_stimuli["image_label"].values))
     if unknown:
@@ -128,7 +126,6 @@ def from_behavioral_files(assembly_path: str | Path, stimuli_csv: str | Path, fi
     """
     import xarray as xr
     from brainscore_core.supported_data_standards.brainio.assemblies import BehavioralAssembly
-    from .targets import stimulus_set_from_csv
 
     assembly = BehavioralAssembly(xr.load_dataarray(assembly_path))
     assembly.attrs["stimulus_set"] = stimulus_set_from_csv(stimuli_csv)
@@ -156,7 +153,7 @@ def probabilities(features: np.ndarray, fitting_rows, test_rows, labels, test_st
                               dims=["presentation", "choice"])
 
 
-def readout_score(features: np.ndarray, fitting_rows, test_rows, target: BehaviorTarget) -> tuple[float, float, float]:
+def readout_score(features, fitting_rows, test_rows, target: BehaviorTarget) -> tuple[float, float, float]:
     """(raw metric score, its error over splits, ceiled score) of reading behavior out of one layer's features."""
     prediction = probabilities(features, fitting_rows, test_rows, target.fitting_stimuli["image_label"].values,
                                target.test_stimuli())

@@ -57,6 +57,14 @@ def _valid_neuroids(values: np.ndarray, identifier: str) -> np.ndarray:
     return keep
 
 
+def check_stimulus_ids(identifier: str, stimulus_ids, stimulus_set) -> None:
+    """Every stimulus id of an assembly must be in its stimulus set."""
+    missing = sorted(set(stimulus_ids) - set(stimulus_set["stimulus_id"].values))
+    if missing:
+        raise ValueError(f"{identifier}: {len(missing)} stimulus ids of the assembly are not in its stimulus set "
+                         f"(e.g. {missing[:3]}); the assembly and the StimulusSet do not belong together")
+
+
 def from_assembly(assembly, region: str, ceiling: float | None = None, identifier: str | None = None,
                   n_components: int = 25, stratification_coord: str | None = "object_name",
                   splits: int = 10, train_size: float = 0.9, visual_degrees: int | None = None,
@@ -87,10 +95,7 @@ def from_assembly(assembly, region: str, ceiling: float | None = None, identifie
         assembly = average_repetition(assembly)
     assembly = assembly.transpose("presentation", "neuroid")
     stimulus_ids = assembly["stimulus_id"].values
-    missing = sorted(set(stimulus_ids) - set(stimulus_set["stimulus_id"].values))
-    if missing:
-        raise ValueError(f"{identifier}: {len(missing)} stimulus ids of the assembly are not in its stimulus set "
-                         f"(e.g. {missing[:3]}); the assembly and the StimulusSet do not belong together")
+    check_stimulus_ids(identifier, stimulus_ids, stimulus_set)
     if visual_degrees is not None:
         stimulus_set = place_on_screen(stimulus_set, target_visual_degrees=model_visual_degrees,
                                        source_visual_degrees=visual_degrees)
