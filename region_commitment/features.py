@@ -51,18 +51,17 @@ class LayerFeatures:
         self.path, self.shape, self.block = path, shape, block
 
     def column_blocks(self):
-        """``(columns, every image x those columns)`` per block, in order: a read-only mapping of the block's
-        contiguous bytes (copy-on-write, so torch may wrap it), unmapped once the caller moves on."""
+        """Every image x one block of columns, block after block: a read-only mapping of the block's contiguous
+        bytes (copy-on-write, so torch may wrap it), unmapped once the caller moves on."""
         n, width = self.shape
         if self.path.stat().st_size < 4 * n * width:
             raise EOFError(f"{self.path} is truncated; delete its folder to extract the features again")
         for start in range(0, width, self.block):
-            columns = slice(start, min(start + self.block, width))
-            yield columns, np.memmap(self.path, dtype=np.float32, mode="c", offset=4 * n * start,
-                                     shape=(n, columns.stop - columns.start))
+            yield np.memmap(self.path, dtype=np.float32, mode="c", offset=4 * n * start,
+                            shape=(n, min(self.block, width - start)))
 
     def __array__(self, dtype=None, copy=None):
-        return np.concatenate([values for _, values in self.column_blocks()], axis=1).astype(dtype or np.float32)
+        return np.concatenate(list(self.column_blocks()), axis=1).astype(dtype or np.float32)
 
 
 class FeatureStore:

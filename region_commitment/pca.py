@@ -17,16 +17,15 @@ CHUNK_BYTES = 256 << 20
 
 
 def _column_blocks(features):
-    """``(columns, every image x those columns)``: a :class:`~region_commitment.features.LayerFeatures`' own blocks
-    (one contiguous read each), or chunks of an array of at most ``CHUNK_BYTES``."""
+    """Every image x one block of columns, block after block: a :class:`~region_commitment.features.LayerFeatures`'
+    own blocks (one contiguous mapping each), or column chunks of an array of at most ``CHUNK_BYTES``."""
     if hasattr(features, "column_blocks"):
         yield from features.column_blocks()
         return
     n_rows, n_cols = features.shape
     step = max(1, CHUNK_BYTES // (4 * max(n_rows, 1)))
     for start in range(0, n_cols, step):
-        columns = slice(start, min(start + step, n_cols))
-        yield columns, features[:, columns]
+        yield features[:, start:start + step]
 
 
 def _as_slice(rows: np.ndarray):
@@ -78,7 +77,7 @@ def project(features: np.ndarray, reference_rows: np.ndarray, stimulus_rows: np.
         return ((stimuli - mean) / std).numpy()
     gram = torch.zeros(n_ref, n_ref, dtype=torch.float64)
     cross = torch.zeros(n_stim, n_ref, dtype=torch.float64)
-    for _, block in _column_blocks(features):
+    for block in _column_blocks(features):
         ref = torch.from_numpy(np.ascontiguousarray(block[reference_rows], dtype=np.float32))
         stim = torch.from_numpy(np.ascontiguousarray(block[stimulus_rows], dtype=np.float32))
         mean, std = _moments(ref, standardize)

@@ -29,7 +29,7 @@ def test_blocks_and_batches_read_back_exactly(wrapper_and_paths, tmp_path, monke
         stored = store.layer(layer)
         assert stored.shape == (len(paths), expected[layer][0].size)
         np.testing.assert_array_equal(np.asarray(stored), expected[layer].reshape(len(paths), -1))
-    assert [columns.stop - columns.start for columns, _ in store.layer("layer1.0").column_blocks()][:2] == [100, 100]
+    assert [block.shape[1] for block in store.layer("layer1.0").column_blocks()][:2] == [100, 100]
     assert features.extract(wrapper, layers[:1], paths, tmp_path / "store").directory == store.directory  # reused
 
 
