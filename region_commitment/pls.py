@@ -1,13 +1,16 @@
 """Brain-Score's PLS metric (``load_metric('pls')``), batched over cross-validation splits in torch.
 
 Per split: ``PLSRegression(n_components, scale=False)`` fit on the training stimuli, Pearson r per neuroid on the
-test stimuli, median over neuroids; then the mean over splits (error: standard error over splits). Each PLS
-component uses the dominant left singular vector of the deflated cross-covariance ``C = X^T Y``, which is the fixed
-point sklearn's NIPALS iteration converges to; it is computed from the small ``Y``-side matrix ``C^T C`` (its top
-eigenvector ``v`` gives ``w = C v / |C v|``) rather than a full SVD. Weights, loadings and the regression
-coefficients follow sklearn.
+test stimuli, median over neuroids; then the mean over splits (error: standard error over splits). As in Brain-Score
+(scipy's ``pearsonr``, xarray's ``median`` and ``mean``), r is NaN where a prediction or a target is constant on a
+test split, and NaN values are skipped by the median and the mean. Each PLS component uses the dominant left singular
+vector of the deflated cross-covariance ``C = X^T Y``, which is the fixed point sklearn's NIPALS iteration converges
+to; it is computed from the small ``Y``-side matrix ``C^T C`` (its top eigenvector ``v`` gives ``w = C v / |C v|``)
+rather than a full SVD. Weights, loadings and the regression coefficients follow sklearn.
 """
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import torch
@@ -62,18 +65,46 @@ def fit_predict(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tens
 
 
 def pearson_per_neuroid(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``(splits, n, q)`` -> r per split and neuroid as ``scipy.stats.pearsonr`` gives it (Brain-Score's correlation):
+    NaN where the prediction or the target is constant, clipped to [-1, 1], rounded to +-1 for two stimuli."""
     p, _ = _center(prediction)
     t, _ = _center(target)
-    return (p * t).sum(1) / (p.norm(dim=1) * t.norm(dim=1)).clamp_min(1e-12)
+    r = ((p * t).sum(1) / (p.norm(dim=1) * t.norm(dim=1))).clamp(-1, 1)
+    constant = (prediction == prediction[:, :1]).all(1) | (target == target[:, :1]).all(1)
+    r = r.masked_fill(constant, float("nan"))
+    return r.round() if prediction.shape[1] == 2 else r
+
+
+def _batches(splits: list) -> list[list[int]]:
+    """Indices of the splits with equal (train, test) sizes, each batched at once (k-fold folds differ by one)."""
+    batches = {}
+    for i, (train, test) in enumerate(splits):
+        batches.setdefault((len(train), len(test)), []).append(i)
+    return list(batches.values())
+
+
+def split_medians(features: np.ndarray, responses: np.ndarray, splits: list, n_components: int) -> np.ndarray:
+    """Per split, the median over neuroids of the test r, NaN r skipped (xarray's ``median``; NaN if all are)."""
+    x = torch.from_numpy(np.asarray(features, dtype=np.float64))
+    y = torch.from_numpy(np.asarray(responses, dtype=np.float64))
+    medians = np.empty(len(splits))
+    for batch in _batches(splits):
+        train = torch.from_numpy(np.stack([splits[i][0] for i in batch]))
+        test = torch.from_numpy(np.stack([splits[i][1] for i in batch]))
+        r = pearson_per_neuroid(fit_predict(x[train], y[train], x[test], n_components), y[test]).numpy()
+        r[(x[test] == x[test][:, :1]).all(2).all(1).numpy()] = np.nan  # constant predictions, however they round
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN splits: NaN
+            medians[batch] = np.nanmedian(r, axis=1)  # of an even count: the mean of the middle two
+    return medians
 
 
 def cross_validated_score(features: np.ndarray, responses: np.ndarray, splits: list, n_components: int):
-    """(mean over splits of the median-over-neuroids r, its standard error over splits)."""
-    x = torch.from_numpy(np.asarray(features, dtype=np.float64))
-    y = torch.from_numpy(np.asarray(responses, dtype=np.float64))
-    train = torch.from_numpy(np.stack([tr for tr, _ in splits]))
-    test = torch.from_numpy(np.stack([te for _, te in splits]))
-    prediction = fit_predict(x[train], y[train], x[test], n_components)
-    per_split = np.median(pearson_per_neuroid(prediction, y[test]).numpy(), axis=1)  # xarray median: mean of middle two
-    error = per_split.std(ddof=1) / np.sqrt(len(per_split)) if len(per_split) > 1 else 0.0
-    return float(per_split.mean()), float(error)
+    """(mean over splits of the median-over-neuroids r, its standard error over splits), as Brain-Score's
+    ``Split.aggregate``: splits whose median is NaN skipped as xarray's ``mean`` / ``std`` skip them (NaN if all are),
+    error = population std / sqrt(number of splits, NaN ones included)."""
+    medians = split_medians(features, responses, splits, n_components)
+    finite = medians[np.isfinite(medians)]
+    if not len(finite):
+        return float("nan"), float("nan")
+    return float(finite.mean()), float(finite.std() / np.sqrt(len(medians)))

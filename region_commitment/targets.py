@@ -2,19 +2,16 @@
 
 A target is read from a Brain-Score ``NeuralBenchmark`` (an identifier such as ``MajajHong2015public.IT-pls``, or
 a benchmark object built on a local assembly), or built from any local ``NeuroidAssembly`` with its
-``StimulusSet``. The splits are made by Brain-Score's own ``CrossValidation`` code, so they are the very splits its
-PLS metric would use.
+``StimulusSet``. The splits are made by Brain-Score's own ``Split`` (a benchmark's own, with its seed, folds and
+stratification), so they are the very splits its PLS metric would use.
 """
 from __future__ import annotations
 
-import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-_logger = logging.getLogger(__name__)
 
 # the public benchmarks Brain-Score's ModelCommitment selects layers on (and its public behavioral benchmark)
 DEFAULT_BENCHMARKS = {
@@ -65,25 +62,74 @@ def check_stimulus_ids(identifier: str, stimulus_ids, stimulus_set) -> None:
                          f"(e.g. {missing[:3]}); the assembly and the StimulusSet do not belong together")
 
 
-def from_assembly(assembly, region: str, ceiling: float | None = None, identifier: str | None = None,
-                  n_components: int = 25, stratification_coord: str | None = "object_name",
-                  splits: int = 10, train_size: float = 0.9, visual_degrees: int | None = None,
-                  model_visual_degrees: int = 8) -> RegionTarget:
-    """A target from a ``NeuroidAssembly`` whose ``stimulus_set`` attribute holds the stimuli.
+# Brain-Score's ``Split.Defaults`` (and ``CrossRegressedCorrelation``'s train_size), so that a local assembly is split
+# as a benchmark built on it with ``load_metric('pls')`` would split it
+SPLITS, TRAIN_SIZE, RANDOM_STATE, STRATIFICATION_COORD = 10, 0.9, 1, "object_name"
+# time bins averaged when an assembly has several: MajajHong2015's single bin, inside FreemanZiemba2013's 50-200 ms
+DEFAULT_TIME_WINDOW = (70, 170)
 
-    Repetitions (a ``repetition`` coordinate) are averaged; without an explicit ``ceiling`` it is Brain-Score's
-    split-half internal consistency over repetitions (1.0, with a warning, when there are none).
-    """
+
+def _average_time_bins(assembly, time_bin: tuple[float, float] | None, identifier: str):
+    """The responses averaged over the time bins lying within ``time_bin = (start, end)`` ms; with ``None``, a single
+    bin is used as it is and several are averaged over :data:`DEFAULT_TIME_WINDOW`."""
+    if "time_bin" not in assembly.dims:
+        return assembly
+    if time_bin is None and assembly.sizes["time_bin"] == 1:
+        return assembly.squeeze("time_bin")
+    start, end = time_bin or DEFAULT_TIME_WINDOW
+    if not (_has_coord(assembly, "time_bin_start") and _has_coord(assembly, "time_bin_end")):
+        raise ValueError(f"{identifier}: its time bins have no time_bin_start / time_bin_end coordinates (ms); "
+                         f"add them to select the bins within {start}-{end} ms")
+    starts, ends = assembly["time_bin_start"].values, assembly["time_bin_end"].values
+    inside = (starts >= start) & (ends <= end)
+    if not inside.any():
+        bins = ", ".join(f"{s}-{e}" for s, e in zip(starts, ends))
+        raise ValueError(f"{identifier}: no time bin lies within {start}-{end} ms (its bins: {bins} ms); pass "
+                         f"time_bin=(start, end) spanning at least one")
+    return assembly.isel(time_bin=np.flatnonzero(inside)).mean("time_bin", keep_attrs=True)
+
+
+def _average_repetitions(assembly):
+    """Brain-Score's ``average_repetition``, keeping the ``presentation`` dimension where ``stimulus_id`` is the only
+    coordinate left to group by (xarray then names the dimension after it)."""
     from brainscore_vision.benchmark_helpers.neural_common import average_repetition
-    from brainscore_vision.benchmark_helpers.screen import place_on_screen
-    from brainscore_vision.metric_helpers.transformations import CrossValidation
 
-    identifier = identifier or f"{region}-assembly"
+    averaged = average_repetition(assembly)
+    if "presentation" in averaged.dims:
+        return averaged
+    return averaged.rename(stimulus_id="presentation").assign_coords(
+        stimulus_id=("presentation", averaged["stimulus_id"].values))
+
+
+def _split_rows(split, assembly, identifier: str) -> list:
+    """The (train rows, test rows) of ``assembly`` that Brain-Score's ``Split`` gives its PLS metric: the rows whose
+    split coordinate has the values of each split (as its ``subset`` selects them)."""
+    coord, stratification = split._split_coord, split._stratification_coord
+    if split.do_stratify and not _has_coord(assembly, stratification):
+        raise ValueError(f"{identifier}: the splits are stratified by {stratification!r}, which the assembly lacks; "
+                         f"add it as a presentation coordinate, or pass stratification_coord=None to split without")
+    if len(assembly[coord]) < split._split.get_n_splits():
+        raise ValueError(f"{identifier}: {len(assembly[coord])} stimuli are fewer than the "
+                         f"{split._split.get_n_splits()} cross-validation splits")
+    try:
+        values, splits = split.build_splits(assembly)
+    except ValueError as error:
+        raise ValueError(f"{identifier}: Brain-Score cannot split it: {error}") from error
+    values, rows = np.asarray(values.values), assembly[coord].values
+    return [(np.flatnonzero(np.isin(rows, values[train])), np.flatnonzero(np.isin(rows, values[test])))
+            for train, test in splits]
+
+
+def _target(assembly, region: str, split, ceiling: float | None, identifier: str, n_components: int,
+            time_bin: tuple[float, float] | None, visual_degrees: int | None,
+            model_visual_degrees: int) -> RegionTarget:
+    """A target from ``assembly`` cross-validated by a Brain-Score ``Split`` (see :func:`from_assembly`)."""
+    from brainscore_vision.benchmark_helpers.screen import place_on_screen
+
     stimulus_set = assembly.attrs.get("stimulus_set")
     if stimulus_set is None:
         raise ValueError(f"{identifier}: the assembly has no attrs['stimulus_set']; attach its StimulusSet")
-    if "time_bin" in assembly.dims:
-        assembly = assembly.squeeze("time_bin")
+    assembly = _average_time_bins(assembly, time_bin, identifier)
     if ceiling is None:
         if _has_coord(assembly, "repetition") and len(np.unique(assembly["repetition"])) > 1:
             from brainscore_vision import load_ceiling
@@ -92,51 +138,70 @@ def from_assembly(assembly, region: str, ceiling: float | None = None, identifie
             warnings.warn(f"{identifier}: no repetitions to estimate a ceiling from; using 1.0")
             ceiling = 1.0
     if _has_coord(assembly, "repetition"):
-        assembly = average_repetition(assembly)
+        assembly = _average_repetitions(assembly)
     assembly = assembly.transpose("presentation", "neuroid")
     stimulus_ids = assembly["stimulus_id"].values
     check_stimulus_ids(identifier, stimulus_ids, stimulus_set)
     if visual_degrees is not None:
         stimulus_set = place_on_screen(stimulus_set, target_visual_degrees=model_visual_degrees,
                                        source_visual_degrees=visual_degrees)
-    if stratification_coord and not _has_coord(assembly, stratification_coord):
-        stratification_coord = None
-    cv = CrossValidation(splits=splits, train_size=train_size, test_size=None,
-                         stratification_coord=stratification_coord)
-    if len(stimulus_ids) < splits:
-        raise ValueError(f"{identifier}: {len(stimulus_ids)} stimuli are fewer than the {splits} cross-validation "
-                         f"splits")
-    values, split_list = cv._split.build_splits(assembly)
-    values = np.asarray(values.values)  # split-coordinate value of each split index
-    coord = assembly[cv._split._split_coord].values
-    rows_of = {value: np.flatnonzero(coord == value) for value in np.unique(values)}
-    splits_rows = [(np.concatenate([rows_of[values[i]] for i in train]),
-                    np.concatenate([rows_of[values[i]] for i in test])) for train, test in split_list]
+    splits = _split_rows(split, assembly, identifier)
     responses = assembly.values.astype(np.float64)
     keep = _valid_neuroids(responses, identifier)
     return RegionTarget(region=region, identifier=identifier, stimulus_set=stimulus_set, stimulus_ids=stimulus_ids,
-                        responses=responses[:, keep], splits=splits_rows, n_components=n_components,
+                        responses=responses[:, keep], splits=splits, n_components=n_components,
                         ceiling=float(ceiling), excluded_neuroids=int((~keep).sum()))
 
 
-def from_benchmark(benchmark, region: str | None = None, model_visual_degrees: int = 8) -> RegionTarget:
-    """A target from a ``NeuralBenchmark`` object or identifier: its assembly, metric settings and ceiling."""
-    if isinstance(benchmark, str):
-        from brainscore_vision import load_benchmark
-        benchmark = load_benchmark(benchmark)
+def from_assembly(assembly, region: str, ceiling: float | None = None, identifier: str | None = None,
+                  n_components: int = 25, stratification_coord: str | None = STRATIFICATION_COORD,
+                  splits: int = SPLITS, train_size: float = TRAIN_SIZE, kfold: bool = False,
+                  random_state: int = RANDOM_STATE, time_bin: tuple[float, float] | None = None,
+                  visual_degrees: int | None = None, model_visual_degrees: int = 8) -> RegionTarget:
+    """A target from a ``NeuroidAssembly`` whose ``stimulus_set`` attribute holds the stimuli.
+
+    Split as Brain-Score's ``load_metric('pls')`` splits it by default: ``splits`` stratified shuffle splits of
+    ``train_size`` by ``stimulus_id`` with seed ``random_state``, stratified by ``stratification_coord`` (an error
+    where the assembly lacks it; ``None``: not stratified); ``kfold=True``: ``splits`` shuffled folds instead.
+    A single time bin is used as it is; several are averaged over those within ``time_bin = (start, end)`` ms
+    (default :data:`DEFAULT_TIME_WINDOW`), and a given ``time_bin`` always applies. Repetitions (a ``repetition`` coordinate) are averaged; without an
+    explicit ``ceiling`` it is Brain-Score's split-half internal consistency over repetitions (1.0, with a warning,
+    when there are none).
+    """
+    from brainscore_vision.metric_helpers.transformations import Split
+
+    if kfold and train_size != TRAIN_SIZE:
+        raise ValueError(f"kfold=True splits into {splits} equal folds; leave train_size at {TRAIN_SIZE}")
+    split = Split(splits=splits, train_size=train_size, stratification_coord=stratification_coord, kfold=kfold,
+                  random_state=random_state)
+    return _target(assembly, region, split, ceiling, identifier or f"{region}-assembly", n_components, time_bin,
+                   visual_degrees, model_visual_degrees)
+
+
+def _benchmark_parts(benchmark):
+    """A ``NeuralBenchmark``'s assembly, visual degrees, PLS regression and the ``Split`` of its metric's
+    cross-validation (with :func:`_split_rows`, the only code reading Brain-Score's private attributes)."""
     metric = getattr(benchmark, "_similarity_metric", None)
     regression = getattr(getattr(metric, "regression", None), "_regression", None)
     cv = getattr(metric, "cross_validation", None)
     if regression is None or type(regression).__name__ != "PLSRegression" or cv is None:
         raise ValueError(f"{benchmark.identifier}: only cross-validated PLS neural benchmarks are supported "
                          f"(its metric is {type(metric).__name__})")
-    split = cv._split
-    return from_assembly(
-        benchmark._assembly, region=region or benchmark.region, ceiling=float(benchmark.ceiling),
-        identifier=benchmark.identifier, n_components=regression.n_components,
-        stratification_coord=split._stratification_coord, splits=split._split.get_n_splits(),
-        train_size=getattr(split._split, "train_size", 0.9), visual_degrees=benchmark._visual_degrees,
-        model_visual_degrees=model_visual_degrees)
+    if getattr(cv, "_preprocess_indices", None) is not None:
+        raise ValueError(f"{benchmark.identifier}: its cross-validation rewrites the split indices "
+                         f"(preprocess_indices), which region_commitment does not reproduce; use another benchmark")
+    return benchmark._assembly, benchmark._visual_degrees, regression, cv._split
+
+
+def from_benchmark(benchmark, region: str | None = None, model_visual_degrees: int = 8) -> RegionTarget:
+    """A target from a ``NeuralBenchmark`` object or identifier: its assembly, ceiling, PLS size and its metric's own
+    ``Split`` (seed, folds, stratification, split coordinate), so the splits are those its PLS metric uses."""
+    if isinstance(benchmark, str):
+        from brainscore_vision import load_benchmark
+        benchmark = load_benchmark(benchmark)
+    assembly, visual_degrees, regression, split = _benchmark_parts(benchmark)
+    return _target(assembly, region or benchmark.region, split, float(benchmark.ceiling), benchmark.identifier,
+                   regression.n_components, None, visual_degrees, model_visual_degrees)
 
 
 def stimulus_set_from_csv(stimuli_csv: str | Path):
@@ -161,17 +226,30 @@ def stimulus_set_from_csv(stimuli_csv: str | Path):
     return stimulus_set
 
 
-def from_files(assembly_path: str | Path, stimuli_csv: str | Path, region: str, **kwargs) -> RegionTarget:
+def from_files(assembly_path: str | Path, stimuli_csv: str | Path, region: str,
+               stratification_coord: str | None = "auto", **kwargs) -> RegionTarget:
     """A target from a lab's own files (formats in README, "Committing on your own recordings"):
 
     * ``assembly_path``: an xarray netCDF file of a DataArray with dims ``presentation x neuroid`` (optionally
-      ``x time_bin``), presentation coords ``stimulus_id`` (+ optional ``repetition``, ``object_name``), neuroid
-      coord ``neuroid_id``; MultiIndexes reset before saving (``assembly.reset_index(list(assembly.dims))``);
+      ``x time_bin``, with time_bin coords ``time_bin_start``, ``time_bin_end`` in ms), presentation coords
+      ``stimulus_id`` (+ optional ``repetition``, ``object_name``), neuroid coord ``neuroid_id``; MultiIndexes reset
+      before saving (``assembly.reset_index(list(assembly.dims))``);
     * ``stimuli_csv``: see :func:`stimulus_set_from_csv`.
+
+    ``stratification_coord="auto"`` stratifies the splits by ``object_name`` where the assembly has it and otherwise
+    splits without stratification, with a warning; other keywords (``time_bin``, ``random_state``, ...) are those of
+    :func:`from_assembly`.
     """
     import xarray as xr
     from brainscore_core.supported_data_standards.brainio.assemblies import NeuroidAssembly
 
     assembly = NeuroidAssembly(xr.load_dataarray(assembly_path))
     assembly.attrs["stimulus_set"] = stimulus_set_from_csv(stimuli_csv)
-    return from_assembly(assembly, region, identifier=kwargs.pop("identifier", Path(assembly_path).stem), **kwargs)
+    identifier = kwargs.pop("identifier", Path(assembly_path).stem)
+    if stratification_coord == "auto":
+        stratification_coord = STRATIFICATION_COORD if _has_coord(assembly, STRATIFICATION_COORD) else None
+        if stratification_coord is None:
+            warnings.warn(f"{identifier}: no {STRATIFICATION_COORD!r} presentation coordinate, so the splits are not "
+                          f"stratified; add it to stratify by object, or pass stratification_coord=<coordinate>")
+    return from_assembly(assembly, region, identifier=identifier, stratification_coord=stratification_coord,
+                         **kwargs)
