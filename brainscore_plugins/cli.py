@@ -6,7 +6,7 @@ import dataclasses
 import json
 import sys
 
-from . import bridge, catalog, factory
+from . import bridge, catalog, factory, provenance
 
 
 def _list(args) -> None:
@@ -16,7 +16,8 @@ def _list(args) -> None:
 
 def _info(args) -> None:
     entry = catalog.resolve(args.identifier)
-    print(json.dumps(dataclasses.asdict(entry), indent=2))
+    record = provenance.map_provenance(args.identifier)
+    print(json.dumps({**dataclasses.asdict(entry), "map_provenance": record}, indent=2))
 
 
 def _fetch(args) -> None:
@@ -48,6 +49,16 @@ def _parse_pairs(pairs, what: str) -> dict[str, str]:
     return parsed
 
 
+def _time_bin(text: str | None) -> tuple[float, float] | None:
+    if text is None:
+        return None
+    try:
+        start, end = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"--time-bin must look like START,END in ms (e.g. 70,170), got {text!r}") from None
+    return start, end
+
+
 def _commit(args) -> None:
     import region_commitment
 
@@ -66,8 +77,9 @@ def _commit(args) -> None:
         else:
             if len(files) != 2:
                 raise SystemExit(f"error: --assembly {region}=ASSEMBLY.nc,STIMULI.csv needs two files")
-            benchmarks[region] = region_commitment.from_files(*files, region)
-    result, written = factory.commit(name, benchmarks or None, layers=args.layers, reference=args.reference,
+            benchmarks[region] = region_commitment.from_files(*files, region, time_bin=_time_bin(args.time_bin))
+    layers = args.layers[0] if args.layers in (["default"], ["study"]) else args.layers
+    result, written = factory.commit(name, benchmarks or None, layers=layers, reference=args.reference,
                                      n_components=args.n_components, readout=args.readout, output=args.output)
     print(json.dumps({**result.region_layer_map, "behavioral_readout_layer": result.behavioral_readout_layer}))
     for kind, path in written.items():
@@ -75,9 +87,16 @@ def _commit(args) -> None:
 
 
 def _score(args) -> None:
-    import brainscore_vision
+    """``brainscore_vision.score``; first a warning line when the benchmark's data chose the model's layers
+    (``provenance.selection_overlap``)."""
+    import logging
+
     entry = catalog.resolve(args.identifier)
     name = args.identifier if args.identifier.startswith(entry.family + "_") else entry.identifier
+    overlap = provenance.selection_overlap(name, args.benchmark)
+    if overlap:
+        logging.getLogger(__name__).warning("warning: %s", overlap)
+    import brainscore_vision
     print(brainscore_vision.score(name, args.benchmark))
 
 
@@ -113,7 +132,8 @@ def main(argv=None) -> int:
     p = commands.add_parser("commit", help="select a layer per region with region_commitment; write the map "
                             "(region_layer_map/<id>.json), readout, score table and plot into the plugin folder")
     p.add_argument("identifier")
-    p.add_argument("--layers", nargs="+", help="candidate layers (default: the architecture's block outputs)")
+    p.add_argument("--layers", nargs="+", help="candidate layers: names, or 'study' for every named module (the "
+                   "scaling-primate-vvs study's search space; default: the architecture's block outputs)")
     p.add_argument("--benchmark", action="append", metavar="REGION=BENCHMARK",
                    help="a Brain-Score benchmark per region, or behavior=BENCHMARK for the readout (default: the "
                    "public ones ModelCommitment uses and Rajalingham2018public-i2n)")
@@ -121,8 +141,12 @@ def main(argv=None) -> int:
                    help="commit a region on your own recordings; behavior=TRIALS.nc,STIMULI.csv,FITTING.csv for the "
                    "readout (formats in the README)")
     p.add_argument("--readout", help="keep this behavioral readout layer instead of selecting one")
-    p.add_argument("--reference", help="folder of PCA reference images (default: the built-in offline set)")
+    p.add_argument("--reference", help="PCA reference images: a folder (an ImageNet validation folder in class "
+                   "folders gives Brain-Score's one-per-class images), 'brainscore' or 'builtin' (default: "
+                   "Brain-Score's own ImageNet images when cached or reachable, else the built-in set, with a warning)")
     p.add_argument("--n-components", type=int, default=1000)
+    p.add_argument("--time-bin", metavar="START,END", help="average the time bins of --assembly recordings that lie "
+                   "within START-END ms (default: a single bin as it is, several over 70-170 ms)")
     p.add_argument("--output", help="folder to write into instead of the plugin folder")
     p.set_defaults(run=_commit)
 
@@ -140,7 +164,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         args.run(args)
-    except (catalog.UnknownModelError, catalog.UnsupportedModelError, factory.BenchmarkDataUnavailableError) as error:
+    except (catalog.UnknownModelError, catalog.UnsupportedModelError, factory.BenchmarkDataUnavailableError,
+            ValueError, OSError) as error:  # bad input, missing files, a full disk: one line, no traceback
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

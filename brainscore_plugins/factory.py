@@ -5,10 +5,13 @@ import logging
 
 import torch
 
-from . import architectures, catalog, checkpoint, hub
-from .preprocessing import preprocessing_for
+from . import architectures, catalog, checkpoint, hub, provenance
+from .preprocessing import BRAINSCORE, TRAINING_CONFIG, pipeline_name, preprocessing_for
 
 _logger = logging.getLogger(__name__)
+# the default preprocessing per family: Brain-Score's own plugin pipeline where the family's published Brain-Score
+# scores were made with it (spvvs), the author's evaluation transform otherwise
+FAMILY_PREPROCESSING = {"spvvs": BRAINSCORE, "hlvit": TRAINING_CONFIG}
 
 
 def create_model(name: str, pretrained: bool = True, progress: bool = True) -> torch.nn.Module:
@@ -37,34 +40,41 @@ def weights_path(entry: catalog.Entry, progress: bool = True):
     return hub.fetch(entry.url, entry.relative_path, entry.sha256 or None, progress=progress)
 
 
-def activations_model(name: str, pretrained: bool = True):
-    """Brain-Score's ``PytorchWrapper`` around :func:`create_model`, with the checkpoint's eval preprocessing."""
+def activations_model(name: str, pretrained: bool = True, preprocessing: str | None = None):
+    """Brain-Score's ``PytorchWrapper`` around :func:`create_model`.
+
+    ``preprocessing`` (else ``$BRAINSCORE_PLUGINS_PREPROCESSING``, else the family's default) names the pipeline of
+    :mod:`.preprocessing`: ``brainscore`` (what Brain-Score's own plugin feeds the network; default for ``spvvs``) or
+    ``training-config``. A model built with a pipeline other than its family's default reports the activations
+    identifier ``<name>-<pipeline>-preprocessing``, so Brain-Score's activation and PCA caches never mix the two.
+    """
     from brainscore_vision.model_helpers.activations.pytorch import PytorchWrapper
 
     entry = catalog.resolve(name)
-    return PytorchWrapper(identifier=name, model=create_model(name, pretrained),
-                          preprocessing=preprocessing_for(entry.resize, entry.crop, entry.interpolation),
+    default = FAMILY_PREPROCESSING[entry.family]
+    pipeline = pipeline_name(default, preprocessing)
+    identifier = name if pipeline == default else f"{name}-{pipeline}-preprocessing"
+    return PytorchWrapper(identifier=identifier, model=create_model(name, pretrained),
+                          preprocessing=preprocessing_for(entry.resize, entry.crop, entry.interpolation, pipeline),
                           batch_size=architectures.eval_batch_size(entry.arch))
 
 
 def commitment(name: str) -> tuple[dict[str, str], str] | None:
-    """(region -> layer map, behavioral readout layer): the catalog's published one, else the one
-    ``brainscore-plugins commit`` wrote into the plugin folder, else ``None``."""
+    """(region -> layer map, behavioral readout layer): the catalog's (the study's, see :func:`map_provenance`), else
+    the one ``brainscore-plugins commit`` wrote into the plugin folder, else ``None``."""
     import json
-    from . import plugin_sources
 
     entry = catalog.resolve(name)
     if entry.region_layer_map:
         return entry.region_layer_map, entry.readout
-    folder = plugin_sources.MODELS_DIR / entry.family
-    for identifier in dict.fromkeys([name, entry.identifier] + ([entry.bare_identifier] if entry.latest else [])):
-        path = folder / "region_layer_map" / f"{identifier}.json"
-        if path.is_file():
-            readout_path = folder / "behavioral_readout" / f"{identifier}.json"
-            readout = (json.loads(readout_path.read_text())["behavioral_readout_layer"] if readout_path.is_file()
-                       else architectures.candidate_layers(entry.arch, entry.method)[-1])
-            return json.loads(path.read_text()), readout
-    return None
+    found = provenance.committed_map(entry, name)
+    if found is None:
+        return None
+    folder, identifier = found
+    readout_path = folder / "behavioral_readout" / f"{identifier}.json"
+    readout = (json.loads(readout_path.read_text())["behavioral_readout_layer"] if readout_path.is_file()
+               else architectures.candidate_layers(entry.arch, entry.method)[-1])
+    return json.loads((folder / "region_layer_map" / f"{identifier}.json").read_text()), readout
 
 
 def layers(name: str) -> list[str]:
@@ -102,9 +112,10 @@ def commit(name: str, benchmarks: dict | None = None, *, layers: list[str] | Non
             raise BenchmarkDataUnavailableError(
                 f"the data of benchmark {benchmark} ({region}) could not be loaded: {error}") from error
     model = activations_model(name)
-    layers = layers or architectures.candidate_layers(model._model)
+    layers = architectures.candidate_layers(model._model) if layers is None else layers
     result = region_commitment.commit(model, layers, loaded, reference=reference, n_components=n_components,
-                                      behavioral_readout_layer=readout, progress=progress)
+                                      behavioral_readout_layer=readout, cache_dir=hub.cache_dir() / "region_commitment",
+                                      progress=progress)
     return result, result.save(output or plugin_sources.MODELS_DIR / entry.family, name)
 
 
@@ -132,5 +143,6 @@ def brain_model(name: str, pretrained: bool = True):
                 f"model again.") from error
         found = commitment(name)
     region_layer_map, readout = found
+    provenance.log_map_origin(name)
     return ModelCommitment(identifier=name, activations_model=activations_model(name, pretrained),
                            layers=layers(name), behavioral_readout_layer=readout, region_layer_map=region_layer_map)

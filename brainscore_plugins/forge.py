@@ -10,7 +10,9 @@ from pathlib import Path
 
 import torch
 
-from . import architectures, atomic, catalog
+from region_commitment import atomic
+
+from . import architectures, catalog
 
 
 def forged_state_dict(entry: catalog.Entry, seed: int = 0) -> dict[str, torch.Tensor]:

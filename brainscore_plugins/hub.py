@@ -29,7 +29,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from . import atomic
+from region_commitment import atomic
 
 MIRROR_ENV = "BRAINSCORE_PLUGINS_MIRROR"
 CACHE_ENV = "BRAINSCORE_PLUGINS_CACHE"

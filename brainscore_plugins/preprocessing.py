@@ -1,11 +1,21 @@
-"""Evaluation preprocessing as the training configs define it: resize, center crop, normalize.
+"""Evaluation preprocessing: file paths -> a float32 batch ``(N, 3, crop, crop)`` (Brain-Score's ``preprocessing``).
 
-Unlike Brain-Score's own ``scaling_models`` plugin (which resizes bilinearly whatever is configured), the configured
-interpolation is honoured: ``bicubic`` means bicubic.
+Two pipelines, chosen per model (``activations_model(..., preprocessing=...)`` or ``$BRAINSCORE_PLUGINS_PREPROCESSING``;
+each family has a default):
+
+* ``brainscore``: pixel for pixel what Brain-Score's own ``scaling_models`` plugin feeds the network, and so what the
+  study's published Brain-Score scores were made with: ``np.array(PIL.Image.open(p).convert("RGB"))``, albumentations
+  ``Resize(resize, resize)`` (a square: the aspect ratio is not kept) with OpenCV ``INTER_LINEAR`` (no antialiasing;
+  that plugin's ``get_interpolation_mode`` returns 1 whatever the config says), ``CenterCrop(crop, crop)``,
+  ``Normalize`` (ImageNet mean/std), channels first. The default for ``spvvs``.
+* ``training-config``: the training config's own evaluation transform: torchvision ``Resize(resize)`` of the shorter
+  side (aspect ratio kept, antialiased) with the configured interpolation (``bicubic`` means bicubic), ``CenterCrop``,
+  ImageNet mean/std. The default for ``hlvit`` (its author's evaluation); an option for ``spvvs``.
 """
 from __future__ import annotations
 
 import functools
+import os
 
 import numpy as np
 from PIL import Image
@@ -13,11 +23,24 @@ from torchvision import transforms
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+PREPROCESSING_ENV = "BRAINSCORE_PLUGINS_PREPROCESSING"
+BRAINSCORE, TRAINING_CONFIG = "brainscore", "training-config"
+PIPELINES = (BRAINSCORE, TRAINING_CONFIG)
+
+
+def pipeline_name(family_default: str, requested: str | None = None) -> str:
+    """The pipeline to use: ``requested``, else ``$BRAINSCORE_PLUGINS_PREPROCESSING``, else the family's default."""
+    name = requested or os.environ.get(PREPROCESSING_ENV) or family_default
+    if name not in PIPELINES:
+        raise ValueError(f"Unknown preprocessing {name!r} (from {'the argument' if requested else PREPROCESSING_ENV}); "
+                         f"use one of: {', '.join(PIPELINES)}")
+    return name
 
 
 @functools.lru_cache(maxsize=None)
 def eval_transform(resize: int, crop: int, interpolation: str,
                    mean: tuple = IMAGENET_MEAN, std: tuple = IMAGENET_STD) -> transforms.Compose:
+    """The ``training-config`` transform of a PIL image."""
     try:
         mode = transforms.InterpolationMode(interpolation.lower())
     except ValueError:
@@ -31,16 +54,37 @@ def eval_transform(resize: int, crop: int, interpolation: str,
     ])
 
 
-def load_preprocess_images(image_filepaths, resize: int, crop: int, interpolation: str) -> np.ndarray:
+@functools.lru_cache(maxsize=None)
+def brainscore_transform(resize: int, crop: int):
+    """The ``brainscore`` transform of an RGB ``uint8`` array (albumentations, as Brain-Score's plugin builds it)."""
+    import albumentations as A
+    from albumentations.pytorch import ToTensorV2
+    return A.Compose([
+        A.Resize(resize, resize, p=1.0, interpolation=1),  # cv2.INTER_LINEAR, as the plugin always uses
+        A.CenterCrop(crop, crop, p=1.0),
+        A.Normalize(mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD)),
+        ToTensorV2(),
+    ])
+
+
+def _rgb(path) -> Image.Image:
+    with Image.open(path) as image:
+        return image.convert("RGB")
+
+
+def load_preprocess_images(image_filepaths, resize: int, crop: int, interpolation: str,
+                           pipeline: str = TRAINING_CONFIG) -> np.ndarray:
     """Brain-Score's ``preprocessing`` contract: file paths -> a float32 batch (N, 3, crop, crop)."""
+    if pipeline == BRAINSCORE:
+        transform = brainscore_transform(resize, crop)
+        return np.stack([transform(image=np.array(_rgb(path)))["image"].numpy() for path in image_filepaths])
     transform = eval_transform(resize, crop, interpolation)
-    batch = []
-    for path in image_filepaths:
-        with Image.open(path) as image:
-            batch.append(transform(image.convert("RGB")).numpy())
-    return np.stack(batch)
+    return np.stack([transform(_rgb(path)).numpy() for path in image_filepaths])
 
 
-def preprocessing_for(resize: int, crop: int, interpolation: str):
+def preprocessing_for(resize: int, crop: int, interpolation: str, pipeline: str = TRAINING_CONFIG):
     """A picklable preprocessing callable for ``PytorchWrapper``."""
-    return functools.partial(load_preprocess_images, resize=resize, crop=crop, interpolation=interpolation)
+    if pipeline not in PIPELINES:
+        raise ValueError(f"Unknown preprocessing {pipeline!r}; use one of: {', '.join(PIPELINES)}")
+    return functools.partial(load_preprocess_images, resize=resize, crop=crop, interpolation=interpolation,
+                             pipeline=pipeline)

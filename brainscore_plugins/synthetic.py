@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import atomic
+from region_commitment import atomic
 
 OBJECTS = ("grating", "plaid", "blob", "checker")
 
@@ -167,3 +167,19 @@ def behavioral_trials(stimuli, probabilities: np.ndarray, objects=OBJECTS, trial
     assembly.attrs["stimulus_set"] = stimuli
     assembly.attrs["stimulus_set_identifier"] = stimuli.identifier
     return assembly
+
+
+def imagenet_hdf5(path: str | Path, images: list, n: int, size: int = 128) -> Path:
+    """A stand-in for Brain-Score's ``imagenet2012.hdf5`` (dataset ``val/images``: 50,000 RGB ``uint8`` images) with
+    only the entries ``_get_imagenet_val(n)`` reads filled, from ``images`` (file paths, cycled) resized to ``size``;
+    chunked and compressed, so the unfilled entries take no space."""
+    import h5py
+    from region_commitment.reference import IMAGENET_CLASSES, IMAGES_PER_CLASS, imagenet_val_indices
+
+    with atomic.replacing(Path(path)) as tmp, h5py.File(tmp, "w") as f:
+        dataset = f.create_dataset("val/images", shape=(IMAGENET_CLASSES * IMAGES_PER_CLASS, size, size, 3),
+                                   dtype="uint8", chunks=(1, size, size, 3), compression="gzip")
+        for k, index in enumerate(imagenet_val_indices(n)):
+            with Image.open(images[k % len(images)]) as image:
+                dataset[index] = np.asarray(image.convert("RGB").resize((size, size), Image.BILINEAR))
+    return Path(path)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from brainscore_plugins import atomic
+from . import atomic
 
 BATCH_BYTES = 1 << 29  # captured activations of one batch stay under ~512 MiB (two batches live at once)
 MAX_BATCH = 16  # the forward pass's own intermediate activations dominate memory (~50 MB/image)
@@ -38,6 +38,51 @@ def check_layers(activations_model, layers: list[str]) -> None:
     missing = [layer for layer in layers if layer not in set(available)]
     if missing:
         raise ValueError(f"The model has no layer(s) {missing}. Its layers are: {', '.join(available)}")
+
+
+def probe_widths(activations_model, layers: list[str], path: str) -> dict[str, int | None]:
+    """Features per image of each layer, from one image through the network with plain forward hooks: ``None`` where
+    a module's output is not a tensor; layers the forward pass never calls are absent."""
+    import torch
+
+    model = activations_model._model
+    modules = dict(model.named_modules())
+    widths = {}
+
+    def hook(name):
+        return lambda module, inputs, output: widths.__setitem__(
+            name, output[0].numel() if isinstance(output, torch.Tensor) else None)
+
+    handles = [modules[layer].register_forward_hook(hook(layer)) for layer in layers]
+    training = model.training
+    try:
+        device = next(model.parameters()).device
+        model.eval()  # as the wrapper runs it: a forward in training mode would update BatchNorm statistics
+        with torch.no_grad():
+            model(torch.from_numpy(np.asarray(activations_model._extractor.preprocess([path]))).to(device))
+    finally:
+        model.train(training)
+        for handle in handles:
+            handle.remove()
+    return widths
+
+
+def plan_groups(widths: dict[str, int], n_images: int, budget_bytes: int) -> list[list[str]]:
+    """Consecutive layers in groups whose features (``n_images`` rows of float32) fit ``budget_bytes`` of disk; one
+    forward pass per group."""
+    groups, size = [[]], 0
+    for layer, width in widths.items():
+        need = 4 * n_images * width
+        if need > budget_bytes:
+            raise OSError(f"Layer {layer} needs {need / 2**30:.1f} GiB of feature files for {n_images} images, more "
+                          f"than the {budget_bytes / 2**30:.1f} GiB of disk available to the cache; free disk space, "
+                          f"point cache_dir at a larger disk, or use fewer reference images (n_components)")
+        if groups[-1] and size + need > budget_bytes:
+            groups.append([])
+            size = 0
+        groups[-1].append(layer)
+        size += need
+    return groups
 
 
 def _file(directory: Path, layer: str) -> Path:
@@ -81,6 +126,11 @@ class FeatureStore:
         return np.array([self.row[str(p)] for p in paths])
 
 
+def batch_size_for(features_per_image: int) -> int:
+    """Images per batch so that one batch's captured activations stay under ``BATCH_BYTES``."""
+    return min(MAX_BATCH, max(1, BATCH_BYTES // (4 * features_per_image)))
+
+
 def _block_width(n_images: int, n_features: int) -> int:
     return max(1, min(n_features, BLOCK_BYTES // (4 * n_images)))
 
@@ -113,8 +163,7 @@ def extract(activations_model, layers: list[str], paths: list, directory: str | 
     writer, pending = ThreadPoolExecutor(max_workers=1), None  # the disk writes of one batch overlap the next batch
     try:
         while start < len(paths):
-            size = batch_size or (8 if not shapes else
-                                  min(MAX_BATCH, max(1, BATCH_BYTES // (4 * sum(s[1] for s in shapes.values())))))
+            size = batch_size or (8 if not shapes else batch_size_for(sum(s[1] for s in shapes.values())))
             batch_paths = paths[start:start + size]
             outputs = activations_model.get_activations(preprocess(batch_paths), layers)
             batch = {}

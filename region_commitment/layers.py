@@ -30,3 +30,28 @@ def candidate_layers(model: nn.Module) -> list[str]:
     final_norms = {f"{holder}.{norm}" if holder else norm for holder in holders for norm in ("norm", "fc_norm")}
     readouts = [name for name, module in model.named_modules() if isinstance(module, POOLS) or name in final_norms]
     return list(dict.fromkeys(blocks + readouts))
+
+
+STUDY, DEFAULT = "study", "default"
+
+
+def study_layers(model: nn.Module) -> list[str]:
+    """The search space of the scaling-primate-vvs study: every named module, as its ``get_layers(model, 'all')``
+    (``brainscore/src/utils/layers.py``: no module type is skipped in that mode; the skips of its typed modes do not
+    apply). Modules whose output is not a tensor, or that the forward pass never calls, cannot be scored; ``commit``
+    drops them with a warning."""
+    return [name for name, _ in model.named_modules() if name]
+
+
+def resolve_layers(model: nn.Module, layers) -> tuple[list[str], str]:
+    """(candidate layers, mode) for ``layers``: ``None`` / ``"default"`` (:func:`candidate_layers`), ``"study"``
+    (:func:`study_layers`) or a list (mode ``"explicit"``, or that of the rule it equals)."""
+    if layers is None or layers == DEFAULT:
+        return candidate_layers(model), DEFAULT
+    if layers == STUDY:
+        return study_layers(model), STUDY
+    if isinstance(layers, str):
+        raise ValueError(f"Unknown layer set {layers!r}; pass '{DEFAULT}', '{STUDY}' or a list of layer names")
+    layers = list(layers)
+    return layers, next((mode for mode, rule in ((DEFAULT, candidate_layers), (STUDY, study_layers))
+                         if rule(model) == layers), "explicit")

@@ -1,41 +1,159 @@
-"""The PCA reference image set: a local folder, or a built-in default made without any network.
+"""The PCA reference images: Brain-Score's ImageNet validation images by default, a folder, or a built-in set.
 
-Brain-Score fits each layer's PCA on 1000 ImageNet validation images fetched from S3. Offline we use any folder of
-images the user points to (``reference=`` / ``--reference DIR``); the built-in default is ``n`` deterministic random
-crops (scale 0.2-1, random flips) of the natural photographs that ship inside installed packages (scikit-learn's
-two sample photographs, matplotlib's sample images), written once to ``<cache>/pca_reference_<n>/``.
+Brain-Score's ``LayerPCA`` fits each layer's PCA on ``_get_imagenet_val(n_components)``: entries ``50 i`` (one per
+class; more per class past 1000) of ``val/images`` in ``imagenet2012.hdf5`` at ``$MT_IMAGENET_PATH`` (default
+``$MT_HOME/imagenet2012.hdf5``, ``MT_HOME`` default ``~/.model-tools``), downloaded from Brain-Score's S3 bucket when
+missing. ``reference`` (argument, or ``$REGION_COMMITMENT_REFERENCE``) picks the source:
+
+* ``None`` / ``"brainscore"``: exactly those images (Brain-Score's own function reads them; the hdf5 is downloaded
+  when missing and reachable). With ``None``, when it can be neither found nor downloaded, the built-in set is used
+  with a warning; with ``"brainscore"`` that is an error.
+* a folder: an ImageNet validation folder in class-folder layout (1000 ``n*`` synset folders) gives Brain-Score's
+  selection: class folders in sorted order, files sorted by name within each, entry ``50 c + j`` = file ``j`` of
+  class ``c`` (the hdf5's order when it is sorted by synset, then file name, as ImageNet's devkit orders it). Any
+  other folder: its first ``n`` images in sorted order.
+* ``"builtin"``: ``n`` deterministic crops (scale 0.2-1, random flips) of the natural photographs shipped inside
+  installed packages (scikit-learn's two sample photographs, matplotlib's sample photograph and scikit-image's
+  photographs when installed), written once under ``<cache>/pca_reference_*``. Not Brain-Score's images: layer
+  choices made on it can differ from Brain-Score's.
+
+Every source is recorded (:attr:`ReferenceSet.provenance`): which images, and a digest of their bytes.
 """
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from brainscore_plugins import atomic
+from .atomic import replacing
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
+REFERENCE_ENV = "REGION_COMMITMENT_REFERENCE"
+BRAINSCORE, BUILTIN = "brainscore", "builtin"
+IMAGENET_CLASSES, IMAGES_PER_CLASS = 1000, 50
+_logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ReferenceSet:
+    paths: list[str]
+    provenance: dict  # kind, where, how selected, digest
+
+
+def digest(paths) -> str:
+    """sha256 over the bytes of the files, in order."""
+    hasher = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as f:
+            hasher.update(hashlib.sha256(f.read()).digest())
+    return hasher.hexdigest()
+
+
+def imagenet_val_indices(n: int) -> list[int]:
+    """The entries of ImageNet's validation set Brain-Score's ``_get_imagenet_val(n)`` reads (its own formula)."""
+    per_class = (n - 1) // IMAGENET_CLASSES
+    indices = [IMAGES_PER_CLASS * c + j for c in range(IMAGENET_CLASSES) for j in range(per_class)]
+    indices += [IMAGES_PER_CLASS * c + per_class for c in range((n - 1) % IMAGENET_CLASSES + 1)]
+    return indices
+
+
+def brainscore_hdf5() -> Path:
+    home = os.path.expanduser(os.environ.get("MT_HOME", "~/.model-tools"))
+    return Path(os.environ.get("MT_IMAGENET_PATH", os.path.join(home, "imagenet2012.hdf5")))
+
+
+def _download_hdf5(path: Path) -> None:
+    from brainscore_vision.model_helpers.utils import s3
+    _logger.warning("Downloading Brain-Score's ImageNet validation images (imagenet2012-val.hdf5) to %s", path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with replacing(path) as tmp:
+        s3.download_file("imagenet2012-val.hdf5", str(tmp))
+
+
+def brainscore_images(n: int, download: bool = True) -> ReferenceSet:
+    """Brain-Score's own reference images for ``n`` components, read by its own ``_get_imagenet_val``."""
+    from brainscore_vision.model_helpers.activations.pca import _get_imagenet_val
+
+    path = brainscore_hdf5()
+    if not path.is_file():
+        if not download:
+            raise FileNotFoundError(f"Brain-Score's ImageNet reference file {path} does not exist")
+        _download_hdf5(path)
+    paths = _get_imagenet_val(num_images=n)
+    return ReferenceSet(paths, {"kind": "brainscore-imagenet", "file": path.name, "entries": "val/images "
+                                "[50 i + j] as brainscore_vision _get_imagenet_val", "n": n, "digest": digest(paths)})
+
+
+def _imagenet_class_folders(folder: Path) -> list[Path] | None:
+    classes = sorted(p for p in folder.iterdir() if p.is_dir() and p.name.startswith("n") and p.name[1:].isdigit())
+    return classes if len(classes) == IMAGENET_CLASSES else None
+
+
+def _images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def folder_images(folder: str | Path, n: int) -> ReferenceSet:
+    """Brain-Score's one-per-class selection from an ImageNet validation class-folder layout, else the first ``n``
+    images of ``folder`` in sorted order."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"The PCA reference folder {folder} does not exist; pass a folder of images, "
+                                f"'{BRAINSCORE}' or '{BUILTIN}'")
+    classes = _imagenet_class_folders(folder)
+    if classes is not None:
+        per_class = [sorted(p for p in c.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) for c in classes]
+        try:
+            paths = [str(per_class[i // IMAGES_PER_CLASS][i % IMAGES_PER_CLASS]) for i in imagenet_val_indices(n)]
+        except IndexError:
+            raise ValueError(f"{folder}: an ImageNet class folder has fewer images than Brain-Score's selection of "
+                             f"{n} needs") from None
+        selection = "imagenet-val one per class (Brain-Score's entries 50 i + j)"
+    else:
+        paths = [str(p) for p in _images(folder)[:n]]
+        if not paths:
+            raise FileNotFoundError(f"No images ({', '.join(sorted(IMAGE_SUFFIXES))}) in the PCA reference folder "
+                                    f"{folder}")
+        selection = "first n files in sorted order"
+    return ReferenceSet(paths, {"kind": "folder", "folder": str(folder), "selection": selection, "n": len(paths),
+                                "digest": digest(paths)})
 
 
 def _source_photographs() -> list[np.ndarray]:
+    """The natural photographs that ship inside installed packages (no network)."""
+    import matplotlib.cbook
     from sklearn.datasets import load_sample_images
     photos = list(load_sample_images().images)
-    import matplotlib.cbook
-    for name in ("grace_hopper.jpg",):
-        with matplotlib.cbook.get_sample_data(name) as f:
-            photos.append(np.asarray(Image.open(f).convert("RGB")))
+    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
+        photos.append(np.asarray(Image.open(f).convert("RGB")))
+    try:
+        from skimage import data
+    except ImportError:
+        return photos
+    for name in ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left", "hubble_deep_field"):
+        try:
+            photo = np.asarray(getattr(data, name)())
+        except Exception:  # an image of a data package that is not installed
+            continue
+        if photo.ndim == 3 and photo.shape[2] == 3:
+            photos.append(photo)
     return photos
 
 
 def default_reference_images(directory: str | Path, n: int = 1000, size: int = 256, seed: int = 0) -> list[Path]:
     """``n`` crops of packaged photographs, written (atomically, once) as PNG files under ``directory``."""
-    directory = Path(directory) / f"pca_reference_{n}_{size}_{seed}"
+    photos = _source_photographs()
+    directory = Path(directory) / f"pca_reference_{n}_{size}_{seed}_{len(photos)}"
     paths = [directory / f"ref-{i:04d}.png" for i in range(n)]
     if all(p.exists() for p in paths):
         return paths
     directory.mkdir(parents=True, exist_ok=True)
-    photos = _source_photographs()
     rng = np.random.default_rng(seed)
     for i, path in enumerate(paths):
         photo = photos[i % len(photos)]
@@ -46,22 +164,33 @@ def default_reference_images(directory: str | Path, n: int = 1000, size: int = 2
         if rng.random() < 0.5:
             crop = crop[:, ::-1]
         if not path.exists():
-            with atomic.replacing(path) as tmp:
-                Image.fromarray(np.ascontiguousarray(crop)).resize((size, size), Image.BICUBIC).save(tmp)
+            with replacing(path) as tmp:
+                Image.fromarray(np.ascontiguousarray(crop)).resize((size, size), Image.BICUBIC).save(tmp,
+                                                                                                     format="PNG")
     return paths
 
 
-REFERENCE_ENV = "REGION_COMMITMENT_REFERENCE"  # a default reference folder (e.g. a local ImageNet validation set)
+def builtin_images(cache: str | Path, n: int) -> ReferenceSet:
+    paths = [str(p) for p in default_reference_images(cache, n=n)]
+    return ReferenceSet(paths, {"kind": "builtin", "selection": "crops of photographs shipped in installed packages "
+                                "(not Brain-Score's ImageNet images)", "n": n, "digest": digest(paths)})
 
 
-def reference_images(reference: str | Path | None, cache: str | Path, n: int = 1000) -> list[Path]:
-    """The images of folder ``reference`` (sorted, at most ``n``); without one, those of the folder named by
-    ``$REGION_COMMITMENT_REFERENCE``, else the built-in default set of ``n`` images."""
+def reference_images(reference: str | Path | None, cache: str | Path, n: int = 1000) -> ReferenceSet:
+    """The reference set for ``n`` components from ``reference`` (else ``$REGION_COMMITMENT_REFERENCE``); see the
+    module docstring for the sources and the fallback."""
     reference = reference or os.environ.get(REFERENCE_ENV) or None
-    if reference is None:
-        return default_reference_images(cache, n=n)
-    folder = Path(reference)
-    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not paths:
-        raise FileNotFoundError(f"No images ({', '.join(sorted(IMAGE_SUFFIXES))}) in the PCA reference folder {folder}")
-    return paths[:n]
+    if reference == BUILTIN:
+        return builtin_images(cache, n)
+    if reference == BRAINSCORE:
+        return brainscore_images(n)
+    if reference is not None:
+        return folder_images(reference, n)
+    try:
+        return brainscore_images(n)
+    except Exception as error:  # not cached and not reachable (offline, no credentials, a broken file)
+        warnings.warn(f"Brain-Score's ImageNet reference images are neither cached at {brainscore_hdf5()} nor "
+                      f"downloadable ({type(error).__name__}: {str(error)[:200]}); using the built-in offline set, "
+                      f"whose layer choices can differ from Brain-Score's. Place imagenet2012.hdf5 there (or set "
+                      f"MT_IMAGENET_PATH), or pass an ImageNet validation folder as the reference.")
+        return builtin_images(cache, n)

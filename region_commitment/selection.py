@@ -9,20 +9,23 @@ cached on disk as they are computed, so an interrupted run resumes at the next l
 """
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
+import os
 import shutil
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from brainscore_plugins import atomic
+from . import atomic
 
 from . import features as features_module
 from .behavior import BehaviorTarget, from_behavioral_benchmark, readout_score
-from .layers import candidate_layers
+from .layers import resolve_layers
 from .pca import project
 from .pls import cross_validated_score
 from .reference import reference_images
@@ -38,6 +41,7 @@ class CommitmentResult:
     behavioral_readout_layer: str
     layers: list
     scores: list = field(default_factory=list)  # dicts: region, layer, depth, raw, error, ceiled
+    provenance: dict = field(default_factory=dict)  # what chose the map: benchmarks, reference set, layers, versions
 
     def chosen(self, region: str) -> str:
         """The layer committed to ``region`` (``"behavior"``: the readout layer)."""
@@ -58,6 +62,8 @@ class CommitmentResult:
                                                     json.dumps({"behavioral_readout_layer":
                                                                 self.behavioral_readout_layer}) + "\n"),
             "scores": atomic.write_text(plugin_dir / "layer_scores" / f"{identifier}.csv", self.csv()),
+            "provenance": atomic.write_text(plugin_dir / "provenance" / f"{identifier}.json",
+                                            json.dumps(self.provenance, indent=2) + "\n"),
         }
         written["plot"] = self.plot(plugin_dir / "layer_scores" / f"{identifier}.png", title=identifier)
         return written
@@ -71,10 +77,9 @@ class CommitmentResult:
         return "\n".join(lines) + "\n"
 
     def plot(self, path: str | Path, title: str = "") -> Path:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(self.layers)), 4))
+        from matplotlib.figure import Figure  # no pyplot: the user's backend and figures are left alone
+        fig = Figure(figsize=(max(6, 0.35 * len(self.layers)), 4))
+        ax = fig.subplots()
         for region in dict.fromkeys(r["region"] for r in self.scores):
             rows = sorted((r for r in self.scores if r["region"] == region), key=lambda r: r["depth"])
             line, = ax.plot([r["depth"] for r in rows], [r["ceiled"] for r in rows], marker="o", label=region)
@@ -89,7 +94,6 @@ class CommitmentResult:
         path = Path(path)
         with atomic.replacing(path) as tmp:
             fig.savefig(tmp, dpi=120)
-        plt.close(fig)
         return path
 
 
@@ -101,7 +105,7 @@ def load_target(region: str, benchmark) -> RegionTarget | BehaviorTarget:
 
 
 def _fingerprint(target) -> list:
-    """What identifies a target's data in the cache key: its identifier and a digest of its values."""
+    """What identifies a target's data (cache key, provenance): its identifier and a digest of its values."""
     if isinstance(target, BehaviorTarget):
         values = "\n".join(map(str, [*target.assembly.values, *target.assembly["stimulus_id"].values,
                                       *target.fitting_stimuli["image_label"].values])).encode()
@@ -111,26 +115,72 @@ def _fingerprint(target) -> list:
     return [target.identifier, hashlib.sha256(values).hexdigest()]
 
 
+CACHE_ENV = "REGION_COMMITMENT_CACHE"
+
+
 def _default_cache() -> Path:
-    from brainscore_plugins.hub import cache_dir
-    return cache_dir() / "region_commitment"
+    """``$REGION_COMMITMENT_CACHE``, else ``region_commitment`` in torch's hub folder (``$TORCH_HOME/hub``)."""
+    import torch.hub
+    return Path(os.environ.get(CACHE_ENV) or Path(torch.hub.get_dir()) / "region_commitment").expanduser()
 
 
-def commit(activations_model, layers: list[str] | None = None, benchmarks: dict | None = None, *,
+def _free_bytes(path: Path) -> int:
+    while not path.exists():
+        path = path.parent
+    return shutil.disk_usage(path).free
+
+
+def _scorable(activations_model, layers: list[str], probe_path: str) -> dict[str, int] | None:
+    """Features per image of each layer that can be scored; layers whose output is not a tensor or that the forward
+    pass never calls are dropped with a warning. ``None`` for a model without a torch module to probe."""
+    if getattr(activations_model, "_model", None) is None:
+        return None
+    widths = features_module.probe_widths(activations_model, layers, probe_path)
+    dropped = [layer for layer in layers if widths.get(layer) is None]
+    if dropped:
+        warnings.warn(f"{len(dropped)} candidate layer(s) give no tensor output and are not scored: "
+                      f"{', '.join(dropped[:8])}{' ...' if len(dropped) > 8 else ''}")
+    return {layer: widths[layer] for layer in layers if widths.get(layer) is not None}
+
+
+def _provenance(targets: dict, reference, n_components: int, layers: list[str], mode: str) -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(package):
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return None
+
+    return {
+        "kind": "committed",
+        "benchmarks": {region: dict(zip(("identifier", "digest"), _fingerprint(t))) for region, t in targets.items()},
+        "reference": reference.provenance if reference is not None else None,
+        "n_components": n_components,
+        "layers": {"mode": mode, "candidates": layers},
+        "versions": {p: installed(p) for p in ("brainscore-plugins", "brainscore_vision", "torch")},
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def commit(activations_model, layers: list[str] | str | None = None, benchmarks: dict | None = None, *,
            reference: str | Path | None = None, n_components: int = 1000, behavioral_readout_layer: str | None = None,
-           cache_dir: str | Path | None = None, keep_features: bool = False, progress: bool = True
-           ) -> CommitmentResult:
-    """Commit ``layers`` (default: the block-output rule of :mod:`.layers`) to the regions of ``benchmarks``.
+           cache_dir: str | Path | None = None, keep_features: bool = False, disk_budget: int | None = None,
+           progress: bool = True) -> CommitmentResult:
+    """Commit candidate ``layers`` to the regions of ``benchmarks``.
 
-    ``benchmarks`` maps region -> benchmark identifier, ``NeuralBenchmark`` or :class:`RegionTarget`, and
-    ``"behavior"`` -> a Rajalingham2018-style benchmark or :class:`BehaviorTarget` (default: the public benchmarks
-    of Brain-Score's ``ModelCommitment``, :data:`DEFAULT_BENCHMARKS`). ``reference`` is a folder of PCA reference
-    images (the first ``n_components`` are used, as Brain-Score uses ``n_components`` ImageNet images); default: the
-    built-in offline set. A given ``behavioral_readout_layer`` is kept as is; without one the readout is selected
-    on the behavioral benchmark, or, with none, is the last candidate layer (Brain-Score's ``ModelCommitment``
-    default).
+    ``layers``: ``None`` / ``"default"`` (the block-output rule of :mod:`.layers`), ``"study"`` (every named module,
+    the scaling-primate-vvs study's search space) or a list of names. ``benchmarks`` maps region -> benchmark
+    identifier, ``NeuralBenchmark`` or :class:`RegionTarget`, and ``"behavior"`` -> a Rajalingham2018-style benchmark
+    or :class:`BehaviorTarget` (default: the public benchmarks of Brain-Score's ``ModelCommitment``,
+    :data:`DEFAULT_BENCHMARKS`). ``reference``: the PCA reference images (:mod:`.reference`: default Brain-Score's own
+    ImageNet images, a folder, ``"brainscore"`` or ``"builtin"``). A given ``behavioral_readout_layer`` is kept as is;
+    without one the readout is selected on the behavioral benchmark, or, with none, is the last candidate layer
+    (Brain-Score's ``ModelCommitment`` default). Features are streamed to ``cache_dir``; when all candidate layers'
+    features exceed ``disk_budget`` bytes (default: 80% of the free disk there), the layers are extracted and scored
+    in groups, one forward pass per group.
     """
-    layers = list(layers) if layers is not None else candidate_layers(activations_model._model)
+    layers, mode = resolve_layers(activations_model._model, layers)
     features_module.check_layers(activations_model, layers)
     if behavioral_readout_layer is not None:
         features_module.check_layers(activations_model, [behavioral_readout_layer])
@@ -141,49 +191,70 @@ def commit(activations_model, layers: list[str] | None = None, benchmarks: dict 
     neural = {region: t for region, t in targets.items() if region != BEHAVIOR}
     behavior = targets.get(BEHAVIOR)
     cache_dir = Path(cache_dir) if cache_dir else _default_cache()
-    reference_paths = [str(p) for p in reference_images(reference, cache_dir, n=n_components)] if neural else []
+    reference_set = reference_images(reference, cache_dir, n=n_components) if neural else None
+    reference_paths = [str(p) for p in reference_set.paths] if neural else []
     stimulus_paths = {region: [str(t.stimulus_set.get_stimulus(s)) for s in t.stimulus_ids]
                       for region, t in neural.items()}
     all_stimuli = list(dict.fromkeys(p for paths in stimulus_paths.values() for p in paths))
     fitting_paths, test_paths = behavior.paths() if behavior else ([], [])
     paths = list(dict.fromkeys(reference_paths + all_stimuli + fitting_paths + test_paths))
+    widths = _scorable(activations_model, layers, paths[0])
+    layers = list(widths) if widths is not None else layers
+    if not layers:
+        raise ValueError("None of the candidate layers gives a tensor output to score")
+    provenance = _provenance(targets, reference_set, n_components, layers, mode)
 
-    key = json.dumps([activations_model.identifier, layers, paths, n_components,
+    key = json.dumps([activations_model.identifier, layers, paths, n_components, provenance["reference"],
                       {region: _fingerprint(t) for region, t in targets.items()}])
     run_dir = cache_dir / str(activations_model.identifier) / hashlib.sha256(key.encode()).hexdigest()[:16]
-    store = features_module.extract(activations_model, layers, paths, run_dir / "features", progress=progress)
-    reference_rows, stimulus_rows = store.rows(reference_paths), store.rows(all_stimuli)
+    pending = [layer for layer in layers if not (run_dir / "scores" / f"{layer}.json").exists()]
+    budget = disk_budget if disk_budget is not None else int(0.8 * _free_bytes(run_dir))
+    groups = (features_module.plan_groups({layer: widths[layer] for layer in pending}, len(paths), budget)
+              if widths is not None and pending else [pending])
+    depth = {layer: i for i, layer in enumerate(layers)}
     row_in_projection = {p: i for i, p in enumerate(all_stimuli)}
 
-    scores = []
-    for depth, layer in enumerate(tqdm(layers, desc="layers (PCA + PLS, readout)", disable=not progress)):
-        cached = run_dir / "scores" / f"{layer}.json"
-        if cached.exists():
-            scores += json.loads(cached.read_text())
-            continue
-        layer_scores = []
+    def score_layer(store, layer: str) -> list[dict]:
+        """One layer's score rows: per neural region (PCA on the reference rows, cross-validated PLS), behavior."""
+        rows = []
         if neural:
-            projected = project(store.layer(layer), reference_rows, stimulus_rows, n_components)
+            projected = project(store.layer(layer), store.rows(reference_paths), store.rows(all_stimuli),
+                                n_components)
             for region, target in neural.items():
-                rows = [row_in_projection[p] for p in stimulus_paths[region]]
-                raw, error = cross_validated_score(projected[rows], target.responses, target.splits,
+                selected = [row_in_projection[p] for p in stimulus_paths[region]]
+                raw, error = cross_validated_score(projected[selected], target.responses, target.splits,
                                                    target.n_components)
-                layer_scores.append({"region": region, "layer": layer, "depth": depth, "raw": raw, "error": error,
-                                     "ceiled": raw ** 2 / target.ceiling})
+                rows.append({"region": region, "layer": layer, "depth": depth[layer], "raw": raw, "error": error,
+                             "ceiled": raw ** 2 / target.ceiling})
         if behavior:
             raw, error, ceiled = readout_score(store.layer(layer), store.rows(fitting_paths), store.rows(test_paths),
                                                behavior)
-            layer_scores.append({"region": BEHAVIOR, "layer": layer, "depth": depth, "raw": raw, "error": error,
-                                 "ceiled": ceiled})
-        atomic.write_text(cached, json.dumps(layer_scores))
-        scores += layer_scores
-    if not keep_features:
-        shutil.rmtree(run_dir / "features", ignore_errors=True)
+            rows.append({"region": BEHAVIOR, "layer": layer, "depth": depth[layer], "raw": raw, "error": error,
+                         "ceiled": ceiled})
+        return rows
 
-    def best(region):
-        return max((r for r in scores if r["region"] == region), key=lambda r: r["ceiled"])["layer"]  # first of ties
+    bar = tqdm(total=len(pending), desc="layers (PCA + PLS, readout)", disable=not progress)
+    for i, group in enumerate(g for g in groups if g):
+        batch = features_module.batch_size_for(sum(widths[n] for n in group)) if widths is not None else None
+        features_dir = run_dir / "features" / (f"group-{i}" if len(groups) > 1 else "all")
+        store = features_module.extract(activations_model, group, paths, features_dir, batch_size=batch,
+                                        progress=progress)
+        for layer in group:
+            atomic.write_text(run_dir / "scores" / f"{layer}.json", json.dumps(score_layer(store, layer)))
+            bar.update(1)
+        if not keep_features or len(groups) > 1:
+            shutil.rmtree(features_dir, ignore_errors=True)
+    bar.close()
+    scores = [row for layer in layers for row in json.loads((run_dir / "scores" / f"{layer}.json").read_text())]
+
+    def best(region):  # the first of ties; NaN scores skipped, as xarray's argmax in Brain-Score's LayerSelection
+        rows = [r for r in scores if r["region"] == region and not np.isnan(r["ceiled"])]
+        if not rows:
+            raise ValueError(f"Every candidate layer scored NaN on {targets[region].identifier}; check its responses")
+        return max(rows, key=lambda r: r["ceiled"])["layer"]
 
     return CommitmentResult(region_layer_map={region: best(region) for region in neural},
                             behavioral_readout_layer=behavioral_readout_layer or (best(BEHAVIOR) if behavior
                                                                                   else layers[-1]),
-                            layers=layers, scores=scores)
+                            layers=layers, scores=scores, provenance=provenance)
+

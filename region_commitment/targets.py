@@ -164,9 +164,9 @@ def from_assembly(assembly, region: str, ceiling: float | None = None, identifie
     ``train_size`` by ``stimulus_id`` with seed ``random_state``, stratified by ``stratification_coord`` (an error
     where the assembly lacks it; ``None``: not stratified); ``kfold=True``: ``splits`` shuffled folds instead.
     A single time bin is used as it is; several are averaged over those within ``time_bin = (start, end)`` ms
-    (default :data:`DEFAULT_TIME_WINDOW`), and a given ``time_bin`` always applies. Repetitions (a ``repetition`` coordinate) are averaged; without an
-    explicit ``ceiling`` it is Brain-Score's split-half internal consistency over repetitions (1.0, with a warning,
-    when there are none).
+    (default :data:`DEFAULT_TIME_WINDOW`), and a given ``time_bin`` always applies. Repetitions (a ``repetition``
+    coordinate) are averaged; without an explicit ``ceiling`` it is Brain-Score's split-half internal consistency
+    over repetitions (1.0, with a warning, when there are none).
     """
     from brainscore_vision.metric_helpers.transformations import Split
 

@@ -10,9 +10,14 @@ by default ``../shared/reference/scaling_primate_vvs`` beside the repository. Ru
 * number of classes by dataset as in the study's loader (``imagenet21kP-class-N``: N);
 * EMA weights for ConvNeXt and DeiT (incl. flex variants), as the study's loader does;
 * preprocessing from the training config of the arch (``defaults:`` chains resolved; bilinear when unset);
-* region map: the published commitment of (arch, dataset_samples, seed), else the same arch and dataset at any
-  sample size / seed, else the arch's ImageNet commitment, else that of an arch with the same layer names (a
-  recipe ablation's torchvision base, a width variant's sibling); CORnet-S uses its anatomical commitment.
+* region map (``commitment_source``): ``published:<key>/<data>/<seed>`` only for the model's own entry in
+  commitments.json (its arch key, its own data key -- ``<dataset>_<samples>``; ``adv_<samples>`` for adversarial
+  runs, ``simclr_<samples>`` for SimCLR under a supervised arch key -- and its seed; the id names its sample size
+  and has no suffix after the seed). Every other map is ``borrowed-from:<key>/<data>/<seed> (<rule>)``, by the
+  first rule that finds one: ``variant`` (the same entry, filed for the plain run of which this id is a variant),
+  ``same-arch-data`` (same arch and data or method, another sample size or seed), ``same-arch-imagenet`` (the
+  arch's supervised ImageNet entry), ``sibling-arch`` (an arch with the same layer names: a recipe ablation's
+  torchvision base, a width variant's sibling). CORnet-S: ``architecture-rule:`` its anatomical commitment.
 """
 from __future__ import annotations
 
@@ -88,23 +93,43 @@ def fallback_keys(arch: str, commitments: dict) -> list[str]:
     return sorted(k for k in commitments if k.startswith(family) and k != arch)
 
 
-def pick_commitment(commitments: dict, keys: list[str], dataset: str, samples: str, seed: int):
-    """(commitment, source) by the documented fallback order, or (None, reason).
+def is_plain_run(model_id: str) -> bool:
+    """Whether the id names its sample size and ends with its seed (or has none): the run a commitments.json entry of
+    its (arch, data, seed) is filed for. Variants sharing that entry (the ``ffgsm_eps-2`` adversarial runs without a
+    sample size, ``..._seed-0-50ep``) are not."""
+    match = DATASET_PATTERN.search(model_id)
+    return bool(match and match.group(2)) and re.fullmatch(r"(_.+)?_seed-\d+|", model_id[match.end():]) is not None
 
-    ``dataset`` is ``adv`` for adversarially trained models (the study's commitments file files them so).
-    """
+
+def data_prefix(key: str, method: str, dataset: str) -> str:
+    """The prefix of a model's own data keys: ``adv`` for adversarial runs, the SSL method under a supervised arch key
+    (``ResNet34/simclr_full``), else the dataset (also for ``simclr_resnet18/imagenet_full``)."""
+    if method == "adversarial":
+        return "adv"
+    if method in ("simclr", "dino") and not key.startswith(method + "_"):
+        return method
+    return dataset
+
+
+def pick_commitment(commitments: dict, keys: list[str], prefix: str, samples: str, seed: int, plain: bool):
+    """(commitment, source) by the documented fallback order, or (None, reason). ``keys``: the arch's own key, then
+    its siblings'; ``prefix``: the model's data-key prefix (:func:`data_prefix`); ``plain``: :func:`is_plain_run`."""
     for rank, key in enumerate(keys):
         by_data = commitments.get(key, {})
-        own = [f"{dataset}_{samples}", f"{dataset}_full"]
-        others = sorted(d for d in by_data if d.startswith(dataset + "_") and d not in own
+        own = [f"{prefix}_{samples}", f"{prefix}_full"]
+        others = sorted(d for d in by_data if d.startswith(prefix + "_") and d not in own
                         and not d.endswith("_pretrained"))
         for data_key in [*own, *others, "imagenet_full"]:
             seeds = by_data.get(data_key, {})
             for seed_key in [f"seed-{seed}", *sorted(seeds)]:
                 if seed_key in seeds:
+                    entry = f"{key}/{data_key}/{seed_key}"
                     exact = rank == 0 and (data_key, seed_key) == (own[0], f"seed-{seed}")
-                    kind = "published" if exact else "same-arch" if rank == 0 else "sibling-arch"
-                    return seeds[seed_key], f"{kind}:{key}/{data_key}/{seed_key}"
+                    if exact and plain:
+                        return seeds[seed_key], f"published:{entry}"
+                    rule = ("sibling-arch" if rank else "variant" if exact
+                            else "same-arch-data" if data_key.startswith(prefix + "_") else "same-arch-imagenet")
+                    return seeds[seed_key], f"borrowed-from:{entry} ({rule})"
     return None, f"no published commitment for {keys[0]}"
 
 
@@ -132,8 +157,8 @@ def build_rows(reference: Path) -> list[dict]:
         else:
             key = architectures.commitment_key(arch, method)
             commitment, source = pick_commitment(
-                commitments, [key, *fallback_keys(arch, commitments)],
-                "adv" if method == "adversarial" else dataset, samples, seed)
+                commitments, [key, *fallback_keys(arch, commitments)], data_prefix(key, method, dataset),
+                samples, seed, is_plain_run(model_id))
             regions = ({**commitment["region2layer"], "readout": commitment["behavioral_readout_layer"]}
                        if commitment else {})
         rows.append({

@@ -66,7 +66,8 @@ def _benchmark(stimuli, values, identifier, n_components=25, **crossvalidation_k
     from brainscore_vision.metrics.regression_correlation.metric import (CrossRegressedCorrelation,
                                                                         pearsonr_correlation, pls_regression)
     assembly = average_repetition(_assembly(values, stimuli).squeeze("time_bin"))
-    metric = CrossRegressedCorrelation(regression=pls_regression(dict(n_components=n_components, tol=1e-12, max_iter=10_000)),
+    converged = dict(n_components=n_components, tol=1e-12, max_iter=10_000)
+    metric = CrossRegressedCorrelation(regression=pls_regression(converged),
                                        correlation=pearsonr_correlation(),
                                        crossvalidation_kwargs=crossvalidation_kwargs)
     return NeuralBenchmark(identifier=identifier, assembly=assembly, similarity_metric=metric, version=1,

@@ -51,7 +51,8 @@ for identifier in sys.argv[1:] or %r:
     if "time_bin" in recorded.dims:
         recorded = recorded.squeeze("time_bin")
     values = recorded.transpose("presentation", "neuroid").values
-    results[identifier] = {"shape": list(values.shape), "max_abs_diff": float(np.abs(values - expected).max()),
+    results[identifier] = {"shape": list(values.shape),
+                           "relative_diff": float(np.abs(values - expected).max() / np.abs(expected).max()),
                            "finite": bool(np.isfinite(values).all()), "layer": entry.IT}
 print("RESULT" + json.dumps(results))
 """
@@ -72,7 +73,7 @@ def test_load_model_look_at_matches_direct_model_in_fresh_process(forged_mirror,
     for identifier, result in results.items():
         assert result["finite"], identifier
         assert result["shape"][0] == len(synthetic.OBJECTS) and result["shape"][1] > 0, (identifier, result)
-        assert result["max_abs_diff"] < 1e-4, (identifier, result)
+        assert result["relative_diff"] < 1e-5, (identifier, result)  # batch-size-dependent float kernels only
 
 
 def test_ema_weights_are_the_ones_loaded(forged_mirror, offline):

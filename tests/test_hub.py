@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from brainscore_plugins import atomic, hub
+from brainscore_plugins import hub
+from region_commitment import atomic
 
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
 

@@ -178,22 +178,31 @@ def test_interrupted_run_resumes_from_cached_layers(setup, monkeypatch):
     assert len(calls) == len(LAYERS) - 2 and result.region_layer_map == {"IT": "layer4.0"}
 
 
-def test_same_choice_as_brainscore_layer_selection(setup, monkeypatch):
-    """Brain-Score's own LayerSelection, its PCA pointed at the same local reference images."""
+def test_default_reference_and_scores_equal_brainscores_layer_selection(setup, monkeypatch, tmp_path):
+    """With Brain-Score's ImageNet file in place (a forged stand-in, only the used entries filled), the default
+    reference set is exactly Brain-Score's, and every layer's score equals that of Brain-Score's own LayerScores (the
+    scores LayerSelection picks from, its PCA reading the same file) to 1e-3; the choice is the same."""
     from brainscore_vision import load_ceiling, load_metric
     from brainscore_vision.benchmark_helpers.neural_common import (NeuralBenchmark, apply_keep_attrs,
                                                                    average_repetition)
     from brainscore_vision.model_helpers.activations import pca as bs_pca
-    from brainscore_vision.model_helpers.brain_transformation.neural import LayerSelection
+    from brainscore_vision.model_helpers.brain_transformation.neural import LayerScores
+    from region_commitment.reference import imagenet_val_indices, reference_images
 
     _, targets, root = setup
-    monkeypatch.setenv("RESULTCACHING_DISABLE", "1")
-    reference = [str(p) for p in default_reference_images(root / "cache", n=N_REFERENCE)][:100]
-    monkeypatch.setattr(bs_pca, "_get_imagenet_val", lambda num_images: reference)
+    n = 100
+    photos = [str(p) for p in default_reference_images(root / "cache", n=N_REFERENCE)][:n]
+    monkeypatch.setenv("MT_IMAGENET_PATH", str(synthetic.imagenet_hdf5(tmp_path / "imagenet2012.hdf5", photos, n)))
+    monkeypatch.delenv("REGION_COMMITMENT_REFERENCE")
+    reference = reference_images(None, root / "cache", n=n)
+    assert reference.provenance["kind"] == "brainscore-imagenet"
+    assert [p.split("/")[-1] for p in reference.paths] == [f"{i}.png" for i in imagenet_val_indices(n)]
+    assert reference.paths == bs_pca._get_imagenet_val(n)
+
     region, layers = "V4", ["layer2.1", "layer3.0", "layer3.1", "layer4.0"]
     stimuli = targets[region].stimulus_set
     assembly = synthetic.repeated_assembly(stimuli, synthetic.planted_responses(
-        *_planted_features(_wrapper(), reference, stimuli, PLANTED[region]), seed=2), region, seed=2)
+        *_planted_features(_wrapper(), reference.paths, stimuli, PLANTED[region]), seed=2), region, seed=2)
     repetitions = apply_keep_attrs(assembly, lambda a: a.squeeze("time_bin"))
     ceiling = load_ceiling("internal_consistency")(repetitions)
     benchmark = NeuralBenchmark(
@@ -201,11 +210,15 @@ def test_same_choice_as_brainscore_layer_selection(setup, monkeypatch):
         number_of_trials=1, ceiling_func=lambda: ceiling, parent=region, bibtex="",
         similarity_metric=load_metric("pls", crossvalidation_kwargs=dict(stratification_coord="object_name")))
     theirs_model = _wrapper("resnet18-random-bs")
-    bs_pca.LayerPCA.hook(theirs_model, n_components=100)
-    theirs = LayerSelection("resnet18-random-bs", theirs_model, layers, visual_degrees=8)(region, benchmark)
-    ours = commit(_wrapper("resnet18-random-ours"), layers, {region: benchmark}, reference=_folder(reference, root),
-                  n_components=100, cache_dir=root / "cache", progress=False)
-    assert ours.region_layer_map[region] == theirs == PLANTED[region]
+    bs_pca.LayerPCA.hook(theirs_model, n_components=n)
+    theirs = LayerScores("resnet18-random-bs", theirs_model, visual_degrees=8)(benchmark, layers, prerun=True)
+    ours = commit(_wrapper("resnet18-random-ours"), layers, {region: benchmark}, n_components=n,
+                  cache_dir=tmp_path / "cache", progress=False)
+    ours_scores = {r["layer"]: r["ceiled"] for r in ours.scores}
+    differences = [abs(ours_scores[layer] - float(theirs.sel(layer=layer))) for layer in layers]
+    assert max(differences) <= 1e-3, (ours_scores, theirs.values)
+    assert ours.region_layer_map[region] == layers[int(theirs.argmax())] == PLANTED[region]
+    assert ours.provenance["reference"] == reference.provenance
 
 
 def _folder(paths, root):
@@ -300,9 +313,14 @@ def test_cli_commit_on_local_files_writes_the_map_atomically(setup, behavior_ben
             f"{_csv(stimuli, tmp_path / 'stimuli.csv', 'object_name')}", "--assembly", f"behavior={behavior_files}",
             "--reference", str(reference), "--n-components", "50", "--output", str(tmp_path / "out")]
 
-    bad = run_python("from brainscore_plugins.cli import main; raise SystemExit(main(%r))"
-                     % (args + ["--layers", "layer4.0", "nope"]), offline)
-    assert bad.returncode != 0 and "no layer(s) ['nope']" in bad.stderr
+    for extra, message in [(["--layers", "layer4.0", "nope"], "no layer(s) ['nope']"),
+                           (["--reference", str(tmp_path / "missing")], "missing does not exist; pass a folder"),
+                           (["--time-bin", "70-170"], "--time-bin must look like START,END")]:
+        bad = run_python("from brainscore_plugins.cli import main; raise SystemExit(main(%r))"
+                         % ([a for a in args if a not in ("--reference", str(reference))] + extra), offline)
+        assert bad.returncode == 2 and message in bad.stderr, bad.stderr[-2000:]
+        errors = [line for line in bad.stderr.splitlines() if line.startswith("error: ")]
+        assert "Traceback" not in bad.stderr and len(errors) == 1 and message in errors[0]  # one line
     assert not (tmp_path / "out").exists()  # nothing half-written on failure
 
     good = run_python("from brainscore_plugins.cli import main; raise SystemExit(main(%r))"
@@ -315,3 +333,8 @@ def test_cli_commit_on_local_files_writes_the_map_atomically(setup, behavior_ben
     table = (tmp_path / "out" / "layer_scores" / f"{identifier}.csv").read_text()
     assert readout["behavioral_readout_layer"] in {"layer3.1", "layer4.0", "avgpool"}
     assert f"behavior,{readout['behavioral_readout_layer']}," in table and table.count("behavior,") == 3
+    provenance = json.loads((tmp_path / "out" / "provenance" / f"{identifier}.json").read_text())
+    assert provenance["reference"]["kind"] == "folder" and provenance["n_components"] == 50
+    assert provenance["layers"] == {"mode": "explicit", "candidates": ["layer3.1", "layer4.0", "avgpool"]}
+    assert set(provenance["benchmarks"]) == {"IT", "behavior"}
+    assert all(len(b["digest"]) == 64 for b in provenance["benchmarks"].values())

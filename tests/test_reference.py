@@ -1,0 +1,92 @@
+"""PCA reference sets: Brain-Score's ImageNet images, an ImageNet validation folder, the built-in fallback."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from brainscore_plugins import synthetic
+from region_commitment import reference as ref
+
+
+@pytest.fixture
+def brainscore_env(monkeypatch, tmp_path):
+    monkeypatch.delenv(ref.REFERENCE_ENV)
+    monkeypatch.setenv("MT_HOME", str(tmp_path / "mt_home"))
+    monkeypatch.delenv("MT_IMAGENET_PATH", raising=False)
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def tiny_images(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny")
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(7):
+        paths.append(folder / f"{i}.png")
+        Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(paths[-1])
+    return [str(p) for p in paths]
+
+
+@pytest.mark.parametrize("n", [100, 1000, 1001])
+def test_indices_and_images_are_brainscores_own(n, brainscore_env, tiny_images):
+    """Brain-Score's own ``_get_imagenet_val`` on a forged file in its layout reads our indices, and the default
+    reference set is its images (from ``$MT_HOME/imagenet2012.hdf5``)."""
+    from brainscore_vision.model_helpers.activations.pca import _get_imagenet_val
+    synthetic.imagenet_hdf5(brainscore_env / "mt_home" / "imagenet2012.hdf5", tiny_images, n, size=16)
+    theirs = _get_imagenet_val(n)
+    assert [Path(p).name for p in theirs] == [f"{i}.png" for i in ref.imagenet_val_indices(n)]
+    reference = ref.reference_images(None, brainscore_env / "cache", n=n)
+    assert reference.paths == theirs
+    assert reference.provenance["kind"] == "brainscore-imagenet" and reference.provenance["n"] == n
+    assert reference.provenance["digest"] == ref.digest(theirs)
+
+
+def test_unreachable_default_falls_back_to_the_builtin_set_with_a_warning(brainscore_env, monkeypatch):
+    from brainscore_vision.model_helpers.utils import s3
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("no network")
+    monkeypatch.setattr(s3, "download_file", offline)
+    with pytest.warns(UserWarning, match="neither cached at .*imagenet2012.hdf5 nor downloadable.*built-in"):
+        reference = ref.reference_images(None, brainscore_env / "cache", n=12)
+    assert reference.provenance["kind"] == "builtin" and len(reference.paths) == 12
+    assert not (brainscore_env / "mt_home" / "imagenet2012.hdf5").exists()  # nothing half-downloaded left behind
+    assert not list((brainscore_env / "mt_home").glob("*.tmp*"))
+    with pytest.raises(ConnectionError):  # asked for Brain-Score's images explicitly: no silent fallback
+        ref.reference_images("brainscore", brainscore_env / "cache", n=12)
+
+
+def test_builtin_set_is_deterministic_and_diverse(tmp_path):
+    first = ref.reference_images("builtin", tmp_path / "a", n=30)
+    second = ref.reference_images("builtin", tmp_path / "b", n=30)
+    assert first.provenance["digest"] == second.provenance["digest"]
+    assert len(ref._source_photographs()) >= 3
+    arrays = [np.asarray(Image.open(p)) for p in first.paths]
+    assert len({a.tobytes() for a in arrays}) == 30
+
+
+def test_imagenet_validation_folder_gives_brainscores_one_per_class_selection(tmp_path, tiny_images):
+    val = tmp_path / "val"
+    for c in range(ref.IMAGENET_CLASSES):
+        folder = val / f"n{c:08d}"
+        folder.mkdir(parents=True)
+        for j in (3, 1):  # written out of order: selection is by sorted name
+            (folder / f"ILSVRC2012_val_{c * 10 + j:08d}.JPEG").write_bytes(Path(tiny_images[j]).read_bytes())
+    reference = ref.reference_images(str(val), tmp_path / "cache", n=1001)
+    assert reference.paths[:2] == [str(val / "n00000000" / "ILSVRC2012_val_00000001.JPEG"),
+                                   str(val / "n00000001" / "ILSVRC2012_val_00000011.JPEG")]
+    assert reference.paths[-1] == str(val / "n00000000" / "ILSVRC2012_val_00000003.JPEG")  # entry 50 * 0 + 1
+    assert "one per class" in reference.provenance["selection"]
+    with pytest.raises(ValueError, match="fewer images than Brain-Score's selection of 3000"):
+        ref.reference_images(str(val), tmp_path / "cache", n=3000)
+
+
+def test_plain_folder_and_bad_folders(tmp_path, tiny_images):
+    reference = ref.reference_images(str(Path(tiny_images[0]).parent), tmp_path, n=5)
+    assert reference.paths == sorted(tiny_images)[:5] and reference.provenance["selection"].startswith("first")
+    with pytest.raises(FileNotFoundError, match="does not exist; pass a folder of images, 'brainscore' or"):
+        ref.reference_images(str(tmp_path / "missing"), tmp_path, n=5)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="No images"):
+        ref.reference_images(str(tmp_path / "empty"), tmp_path, n=5)
