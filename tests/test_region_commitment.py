@@ -216,6 +216,7 @@ def test_default_reference_and_scores_equal_brainscores_layer_selection(setup, m
                   cache_dir=tmp_path / "cache", progress=False)
     ours_scores = {r["layer"]: r["ceiled"] for r in ours.scores}
     differences = [abs(ours_scores[layer] - float(theirs.sel(layer=layer))) for layer in layers]
+    print("per-layer |ours - Brain-Score|:", dict(zip(layers, differences)))  # shown with pytest -s
     assert max(differences) <= 1e-3, (ours_scores, theirs.values)
     assert ours.region_layer_map[region] == layers[int(theirs.argmax())] == PLANTED[region]
     assert ours.provenance["reference"] == reference.provenance
