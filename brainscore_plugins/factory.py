@@ -60,7 +60,7 @@ def activations_model(name: str, pretrained: bool = True, preprocessing: str | N
 
 
 def commitment(name: str) -> tuple[dict[str, str], str] | None:
-    """(region -> layer map, behavioral readout layer): the catalog's (the study's, see :func:`map_provenance`), else
+    """(region -> layer map, behavioral readout layer): the catalog's (see :func:`.provenance.map_provenance`), else
     the one ``brainscore-plugins commit`` wrote into the plugin folder, else ``None``."""
     import json
 
@@ -91,12 +91,12 @@ class BenchmarkDataUnavailableError(RuntimeError):
     """A benchmark named by identifier could not be loaded (its data are neither cached nor reachable)."""
 
 
-def commit(name: str, benchmarks: dict | None = None, *, layers: list[str] | None = None, reference=None,
+def commit(name: str, benchmarks: dict | None = None, *, layers: list[str] | str | None = None, reference=None,
            n_components: int = 1000, readout: str | None = None, output=None, progress: bool = True):
     """Select layers for ``name`` with ``region_commitment`` and write the map, readout, score table and plot into
     its plugin folder (or ``output``): ``(CommitmentResult, {kind: path})``. ``benchmarks``: region -> identifier,
-    benchmark object or target (default: ``region_commitment.DEFAULT_BENCHMARKS``); the rest as in
-    ``region_commitment.commit``."""
+    benchmark object or target (default: ``region_commitment.DEFAULT_BENCHMARKS``); ``layers``: the architecture's
+    candidate rule by default, ``"study"`` or a list; the rest as in ``region_commitment.commit``."""
     import region_commitment
     from region_commitment import targets as targets_module
     from . import plugin_sources
