@@ -5,7 +5,7 @@ import logging
 
 import torch
 
-from . import architectures, catalog, checkpoint, hub, provenance
+from . import architectures, candidates, catalog, checkpoint, hub, provenance
 from .preprocessing import BRAINSCORE, TRAINING_CONFIG, pipeline_name, preprocessing_for
 
 _logger = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ def commitment(name: str) -> tuple[dict[str, str], str] | None:
     folder, identifier = found
     readout_path = folder / "behavioral_readout" / f"{identifier}.json"
     readout = (json.loads(readout_path.read_text())["behavioral_readout_layer"] if readout_path.is_file()
-               else architectures.candidate_layers(entry.arch, entry.method)[-1])
+               else candidates.candidate_layers(entry.arch, entry.method)[-1])
     return json.loads((folder / "region_layer_map" / f"{identifier}.json").read_text()), readout
 
 
@@ -82,7 +82,7 @@ def layers(name: str) -> list[str]:
     found = commitment(name)
     if found is None:
         entry = catalog.resolve(name)
-        return architectures.candidate_layers(entry.arch, entry.method)
+        return candidates.candidate_layers(entry.arch, entry.method)
     region_layer_map, readout = found
     return [*dict.fromkeys(v for v in region_layer_map.values() if v != readout), readout]
 
@@ -112,7 +112,7 @@ def commit(name: str, benchmarks: dict | None = None, *, layers: list[str] | str
             raise BenchmarkDataUnavailableError(
                 f"the data of benchmark {benchmark} ({region}) could not be loaded: {error}") from error
     model = activations_model(name)
-    layers = architectures.candidate_layers(model._model) if layers is None else layers
+    layers = candidates.candidate_layers(model._model) if layers is None else layers
     result = region_commitment.commit(model, layers, loaded, reference=reference, n_components=n_components,
                                       behavioral_readout_layer=readout, cache_dir=hub.cache_dir() / "region_commitment",
                                       progress=progress)

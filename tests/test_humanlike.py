@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from brainscore_plugins import architectures as A
+from brainscore_plugins import candidates
 from brainscore_plugins import catalog, checkpoint, factory, forge, hub
 from brainscore_plugins.architectures import humanlike as H
 from conftest import REPO
@@ -114,9 +115,9 @@ def test_vith14_equals_timm_mae_vit_huge_and_grids():
 
 
 def test_candidate_layers_and_class_token_readout():
-    layers = A.candidate_layers("vits14")
+    layers = candidates.candidate_layers("vits14")
     assert layers == [f"blocks.{i}" for i in range(12)] + ["norm", "fc_norm"]
-    assert A.candidate_layers("vith14@476")[-3:] == ["blocks.31", "norm", "fc_norm"]
+    assert candidates.candidate_layers("vith14@476")[-3:] == ["blocks.31", "norm", "fc_norm"]
     torch.manual_seed(0)
     model = A.build("vits14", 1000, "mae-finetuned").eval()
     out = {}
@@ -125,7 +126,7 @@ def test_candidate_layers_and_class_token_readout():
     with torch.no_grad():
         model(torch.randn(2, 3, 224, 224))
     assert out["norm"].shape == (2, 257, 384) and torch.equal(out["fc_norm"], out["norm"][:, 0])
-    assert A.candidate_layers("resnet18")[:2] == ["layer1.0", "layer1.1"]  # other networks: block-output rule
+    assert candidates.candidate_layers("resnet18")[:2] == ["layer1.0", "layer1.1"]  # other networks: block-output rule
 
 
 # ---------------------------------------------------------------- checkpoints

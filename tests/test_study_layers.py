@@ -7,7 +7,7 @@ import pytest
 import torch
 import torchvision
 
-from brainscore_plugins import architectures, catalog, synthetic
+from brainscore_plugins import candidates, catalog, synthetic
 from brainscore_plugins.preprocessing import preprocessing_for
 from region_commitment import commit, from_assembly
 from region_commitment.layers import resolve_layers, study_layers
@@ -43,7 +43,7 @@ def test_study_layers_are_every_named_module_and_reach_the_published_maps(refere
     published = json.loads((reference_dir / "commitments.json").read_text())["ResNet18"]["imagenet_full"]["seed-0"]
     assert set(published["region2layer"].values()) <= set(layers)
     entry = catalog.resolve("resnet18_imagenet_full")
-    assert not set(entry.region_layer_map.values()) & set(architectures.candidate_layers(model))
+    assert not set(entry.region_layer_map.values()) & set(candidates.candidate_layers(model))
 
 
 def test_study_mode_recovers_a_planted_module_in_disk_bounded_groups(tmp_path):

@@ -159,23 +159,14 @@ def checkpoint_layout(method: str) -> CheckpointLayout:
     return CheckpointLayout("state", checkpoint_prefix(method))
 
 
-def candidate_layers(model_or_arch: nn.Module | str, method: str | None = None) -> list[str]:
-    """The candidate layers of a region commitment, readout last. Class-token ViTs of humanlike-vits:
-    ``blocks.<i>`` ... ``norm``, ``fc_norm`` (the class token, see :func:`.humanlike.candidate_layers`); every other
-    network: the block-output rule of :func:`region_commitment.layers.candidate_layers`. Takes a built model or an
-    arch name of the registry (built on the meta device)."""
-    from region_commitment.layers import candidate_layers as block_outputs
-
-    if isinstance(model_or_arch, str):
-        found = _lookup(model_or_arch)
-        if found is None:
-            raise ValueError(f"unknown architecture {model_or_arch!r}")
-        method = method or found[0].methods[0]
-        with torch.device("meta"):
-            model_or_arch = build(model_or_arch, 0 if method == "mae" else 1000, method)
-    if isinstance(model_or_arch, humanlike.VisionTransformer):
-        return humanlike.candidate_layers(model_or_arch)
-    return block_outputs(model_or_arch)
+def meta_model(arch: str, method: str | None = None) -> nn.Module:
+    """``arch`` built on the meta device (no memory, no weights), with ``method`` or the arch's first method."""
+    found = _lookup(arch)
+    if found is None:
+        raise ValueError(f"unknown architecture {arch!r}")
+    method = method or found[0].methods[0]
+    with torch.device("meta"):
+        return build(arch, 0 if method == "mae" else 1000, method)
 
 
 def eval_batch_size(arch: str) -> int:
@@ -237,4 +228,4 @@ def commitment_key(arch: str, method: str = "supervised") -> str:
 
 __all__ = ["METHODS", "REGISTRY", "ArchSpec", "build", "unsupported_reason", "count_parameters",
            "arch_and_method", "commitment_key", "checkpoint_prefix", "SSL_COMMITMENT_KEYS", "MAE_METHODS",
-           "CheckpointLayout", "checkpoint_layout", "eval_batch_size", "candidate_layers"]
+           "CheckpointLayout", "checkpoint_layout", "eval_batch_size", "meta_model"]

@@ -1,6 +1,6 @@
 """Peak memory of activation extraction for the largest humanlike-vits model, ViT-H/14@476, at 476 px.
 
-    python benchmarks/humanlike_vit_memory.py [--images 8] [--layers blocks.15 blocks.31 norm fc_norm]
+    python perf/humanlike_vit_memory.py [--images 8] [--layers blocks.15 blocks.31 norm fc_norm]
 
 Builds vith14@476 (random init: 632M parameters, 2.5 GB of float32 weights), wraps it in Brain-Score's
 ``PytorchWrapper`` with the family's eval preprocessing (resize 508 bicubic, center crop 476) and its bounded batch

@@ -1,7 +1,7 @@
 """The study's search space (every named module) on resnet50 at Brain-Score's defaults, against our default rule and
 one forward pass.
 
-    .venv/bin/python benchmarks/study_layers.py [--model resnet50] [--n 1000]
+    .venv/bin/python perf/study_layers.py [--model resnet50] [--n 1000]
 
 resnet50 (random init), 1000 PCA components on 1000 reference images (the built-in set: Brain-Score's ImageNet file
 cannot be downloaded here) plus 200 synthetic stimuli of one IT-like target. Three runs, each in its own process
@@ -24,7 +24,7 @@ import threading
 import time
 from pathlib import Path
 
-from commitment_speed import peak_rss_mb  # benchmarks/ is on sys.path when this script runs
+from commitment_speed import peak_rss_mb  # perf/ is on sys.path when this script runs
 
 
 def setup(work: Path, n: int):

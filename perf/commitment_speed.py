@@ -1,6 +1,6 @@
 """region_commitment against Brain-Score's own LayerSelection, on the same planted synthetic benchmark.
 
-    .venv/bin/python benchmarks/commitment_speed.py [--quick]
+    .venv/bin/python perf/commitment_speed.py [--quick]
 
 resnet18 (random init, seed 0), 200 stimuli x 100 neuroids planted in ``layer3.0`` (a middle PCA band, see
 ``brainscore_plugins.synthetic.planted_responses``), the PCA reference set = the built-in offline images. Two

@@ -1,6 +1,6 @@
 """Peak memory and time of ``region_commitment.commit`` on a large model: every candidate layer, streamed.
 
-    python benchmarks/commitment_memory.py [--arch vith14] [--reference 40] [--per-object 12] [--behavior]
+    python perf/commitment_memory.py [--arch vith14] [--reference 40] [--per-object 12] [--behavior]
 
 Builds a humanlike-vits ViT (random init; default ViT-H/14: 632M parameters, 34 candidate layers of 257 tokens x
 1280 = 329k features each) in Brain-Score's ``PytorchWrapper`` with the family's preprocessing and bounded batch
@@ -39,7 +39,7 @@ def main() -> None:
     os.environ.setdefault("BRAINSCORE_PLUGINS_CACHE", str(work / "cache"))
     os.environ["RESULTCACHING_DISABLE"] = "1"
     from brainscore_vision.model_helpers.activations.pytorch import PytorchWrapper
-    from brainscore_plugins import architectures
+    from brainscore_plugins import architectures, candidates
     from brainscore_plugins.benchmarks.bsp_synthetic.benchmark import (SyntheticBehaviorBenchmark,
                                                                         SyntheticRegionBenchmark)
     from brainscore_plugins.preprocessing import preprocessing_for
@@ -52,7 +52,7 @@ def main() -> None:
     wrapper = PytorchWrapper(identifier=f"bench-{args.arch}", model=model, preprocessing=preprocessing_for(
         crop + 32, crop, "bicubic"), batch_size=architectures.eval_batch_size(args.arch))
     after_build = rss_mib()
-    layers = architectures.candidate_layers(model)
+    layers = candidates.candidate_layers(model)
     reference = work / "reference"
     reference.mkdir()
     for path in default_reference_images(work / "images", n=args.reference):

@@ -1,6 +1,6 @@
 """Planted-layer recovery: plant responses in each candidate layer in turn and count how often commit finds it.
 
-    python benchmarks/planted_recovery.py [--per-object 25] [--reference 120]
+    python perf/planted_recovery.py [--per-object 25] [--reference 120]
 
 resnet18 (random init, seed 0), 112 px. Neural: one target per candidate layer (a middle PCA band of that layer,
 ``synthetic.planted_responses``, observed with noise over 4 repetitions), all committed in one call (one forward
