@@ -98,7 +98,7 @@ def commit(name: str, benchmarks: dict | None = None, *, layers: list[str] | str
     benchmark object or target (default: ``region_commitment.DEFAULT_BENCHMARKS``); ``layers``: the architecture's
     candidate rule by default, ``"study"`` or a list; the rest as in ``region_commitment.commit``."""
     import region_commitment
-    from region_commitment import targets as targets_module
+    from region_commitment import brainscore_internals, targets as targets_module
     from . import plugin_sources
 
     entry = catalog.resolve(name)
@@ -112,7 +112,7 @@ def commit(name: str, benchmarks: dict | None = None, *, layers: list[str] | str
             raise BenchmarkDataUnavailableError(
                 f"the data of benchmark {benchmark} ({region}) could not be loaded: {error}") from error
     model = activations_model(name)
-    layers = candidates.candidate_layers(model._model) if layers is None else layers
+    layers = candidates.candidate_layers(brainscore_internals.torch_module(model)) if layers is None else layers
     result = region_commitment.commit(model, layers, loaded, reference=reference, n_components=n_components,
                                       behavioral_readout_layer=readout, cache_dir=hub.cache_dir() / "region_commitment",
                                       progress=progress)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import brainscore_internals
 from .pca import project
 from .targets import check_stimulus_ids, stimulus_set_from_csv
 
@@ -101,17 +102,13 @@ def from_behavioral_benchmark(benchmark, model_visual_degrees: int = 8) -> Behav
     if isinstance(benchmark, str):
         from brainscore_vision import load_benchmark
         benchmark = load_benchmark(benchmark)
-    needed = ("_fitting_stimuli", "_assembly", "_metric")
-    if not all(hasattr(benchmark, name) for name in needed):
-        raise ValueError(f"{benchmark.identifier}: only probabilities benchmarks with fitting stimuli (like "
-                         f"Rajalingham2018public-i2n) can select a behavioral readout")
-    assembly, degrees = benchmark._assembly, benchmark._visual_degrees
-    _check(benchmark.identifier, assembly, assembly.stimulus_set, benchmark._fitting_stimuli)
+    assembly, degrees, fitting_stimuli, metric = brainscore_internals.behavioral_benchmark_parts(benchmark)
+    _check(benchmark.identifier, assembly, assembly.stimulus_set, fitting_stimuli)
     fitting, test = (place_on_screen(s, target_visual_degrees=model_visual_degrees, source_visual_degrees=degrees)
-                     for s in (benchmark._fitting_stimuli, assembly.stimulus_set))
+                     for s in (fitting_stimuli, assembly.stimulus_set))
     ceil = getattr(benchmark, "ceil_score", None)
     return BehaviorTarget(identifier=benchmark.identifier, fitting_stimuli=fitting, stimulus_set=test,
-                          assembly=assembly, metric=benchmark._metric, ceiling=benchmark.ceiling,
+                          assembly=assembly, metric=metric, ceiling=benchmark.ceiling,
                           ceil=(lambda score, ceiling: float(ceil(score, ceiling))) if ceil else _ceil_per_split)
 
 
@@ -138,13 +135,12 @@ def probabilities(features: np.ndarray, fitting_rows, test_rows, labels, test_st
     ``test_rows`` of ``features`` (images x features), the classifier fit on ``fitting_rows`` with ``labels``;
     ``test_stimuli`` (the StimulusSet rows of ``test_rows``, in order) give the presentation coordinates."""
     from brainscore_core.supported_data_standards.brainio.assemblies import BehavioralAssembly
-    from brainscore_vision.model_helpers.brain_transformation.behavior import ProbabilitiesMapping
 
     fitting_rows, test_rows = np.asarray(fitting_rows), np.asarray(test_rows)
     coordinates = project(features, fitting_rows, np.concatenate([fitting_rows, test_rows]), None, standardize=True)
-    mapping = ProbabilitiesMapping.ProbabilitiesClassifier()  # Brain-Score's classifier settings
+    mapping, classifier = brainscore_internals.probabilities_classifier()  # Brain-Score's classifier settings
     indices, index_to_label = mapping.labels_to_indices(list(labels))
-    classifier = mapping._classifier.fit(coordinates[:len(fitting_rows)], indices)
+    classifier = classifier.fit(coordinates[:len(fitting_rows)], indices)
     proba = classifier.predict_proba(coordinates[len(fitting_rows):])
     presentation = {column: ("presentation", test_stimuli[column].values) for column in test_stimuli.columns}
     presentation["stimulus_path"] = ("presentation", [str(test_stimuli.get_stimulus(s))

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import atomic
+from . import atomic, brainscore_internals
 
 BATCH_BYTES = 1 << 29  # captured activations of one batch stay under ~512 MiB (two batches live at once)
 MAX_BATCH = 16  # the forward pass's own intermediate activations dominate memory (~50 MB/image)
@@ -25,7 +25,7 @@ BLOCK_BYTES = 1 << 28  # one column block of a layer (all images) is read at onc
 
 
 def available_layers(activations_model) -> list[str] | None:
-    model = getattr(activations_model, "_model", None)
+    model = brainscore_internals.torch_module(activations_model)
     return [name for name, _ in model.named_modules() if name] if model is not None else None
 
 
@@ -45,7 +45,7 @@ def probe_widths(activations_model, layers: list[str], path: str) -> dict[str, i
     a module's output is not a tensor; layers the forward pass never calls are absent."""
     import torch
 
-    model = activations_model._model
+    model = brainscore_internals.torch_module(activations_model)
     modules = dict(model.named_modules())
     widths = {}
 
@@ -59,7 +59,7 @@ def probe_widths(activations_model, layers: list[str], path: str) -> dict[str, i
         device = next(model.parameters()).device
         model.eval()  # as the wrapper runs it: a forward in training mode would update BatchNorm statistics
         with torch.no_grad():
-            model(torch.from_numpy(np.asarray(activations_model._extractor.preprocess([path]))).to(device))
+            model(torch.from_numpy(np.asarray(brainscore_internals.preprocess(activations_model)([path]))).to(device))
     finally:
         model.train(training)
         for handle in handles:
@@ -157,7 +157,7 @@ def extract(activations_model, layers: list[str], paths: list, directory: str | 
         done.unlink()  # another image set, other layers, or an older layout: extract again
     check_layers(activations_model, layers)
     directory.mkdir(parents=True, exist_ok=True)
-    preprocess = activations_model._extractor.preprocess
+    preprocess = brainscore_internals.preprocess(activations_model)
     files, shapes, blocks = {}, {}, {}  # layer -> file descriptor, (n_images, n_features), block width
     start, bar = 0, tqdm(total=len(paths), desc="activations (all layers, one pass)", disable=not progress)
     writer, pending = ThreadPoolExecutor(max_workers=1), None  # the disk writes of one batch overlap the next batch

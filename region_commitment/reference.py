@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from . import brainscore_internals
 from .atomic import replacing
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
@@ -78,14 +79,12 @@ def _download_hdf5(path: Path) -> None:
 
 def brainscore_images(n: int, download: bool = True) -> ReferenceSet:
     """Brain-Score's own reference images for ``n`` components, read by its own ``_get_imagenet_val``."""
-    from brainscore_vision.model_helpers.activations.pca import _get_imagenet_val
-
     path = brainscore_hdf5()
     if not path.is_file():
         if not download:
             raise FileNotFoundError(f"Brain-Score's ImageNet reference file {path} does not exist")
         _download_hdf5(path)
-    paths = _get_imagenet_val(num_images=n)
+    paths = brainscore_internals.imagenet_val_images(n)
     return ReferenceSet(paths, {"kind": "brainscore-imagenet", "file": path.name, "entries": "val/images "
                                 "[50 i + j] as brainscore_vision _get_imagenet_val", "n": n, "digest": digest(paths)})
 

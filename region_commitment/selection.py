@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import atomic
+from . import atomic, brainscore_internals
 
 from . import features as features_module
 from .behavior import BehaviorTarget, from_behavioral_benchmark, readout_score
@@ -133,7 +133,7 @@ def _free_bytes(path: Path) -> int:
 def _scorable(activations_model, layers: list[str], probe_path: str) -> dict[str, int] | None:
     """Features per image of each layer that can be scored; layers whose output is not a tensor or that the forward
     pass never calls are dropped with a warning. ``None`` for a model without a torch module to probe."""
-    if getattr(activations_model, "_model", None) is None:
+    if brainscore_internals.torch_module(activations_model) is None:
         return None
     widths = features_module.probe_widths(activations_model, layers, probe_path)
     dropped = [layer for layer in layers if widths.get(layer) is None]
@@ -180,7 +180,7 @@ def commit(activations_model, layers: list[str] | str | None = None, benchmarks:
     features exceed ``disk_budget`` bytes (default: 80% of the free disk there), the layers are extracted and scored
     in groups, one forward pass per group.
     """
-    layers, mode = resolve_layers(activations_model._model, layers)
+    layers, mode = resolve_layers(brainscore_internals.torch_module(activations_model), layers)
     features_module.check_layers(activations_model, layers)
     if behavioral_readout_layer is not None:
         features_module.check_layers(activations_model, [behavioral_readout_layer])

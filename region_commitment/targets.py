@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import brainscore_internals
+
 # the public benchmarks Brain-Score's ModelCommitment selects layers on (and its public behavioral benchmark)
 DEFAULT_BENCHMARKS = {
     "V1": "FreemanZiemba2013public.V1-pls",
@@ -104,13 +106,13 @@ def _average_repetitions(assembly):
 def _split_rows(split, assembly, identifier: str) -> list:
     """The (train rows, test rows) of ``assembly`` that Brain-Score's ``Split`` gives its PLS metric: the rows whose
     split coordinate has the values of each split (as its ``subset`` selects them)."""
-    coord, stratification = split._split_coord, split._stratification_coord
-    if split.do_stratify and not _has_coord(assembly, stratification):
+    coord, stratification, n_splits = brainscore_internals.split_settings(split)
+    if stratification and not _has_coord(assembly, stratification):
         raise ValueError(f"{identifier}: the splits are stratified by {stratification!r}, which the assembly lacks; "
                          f"add it as a presentation coordinate, or pass stratification_coord=None to split without")
-    if len(assembly[coord]) < split._split.get_n_splits():
-        raise ValueError(f"{identifier}: {len(assembly[coord])} stimuli are fewer than the "
-                         f"{split._split.get_n_splits()} cross-validation splits")
+    if len(assembly[coord]) < n_splits:
+        raise ValueError(f"{identifier}: {len(assembly[coord])} stimuli are fewer than the {n_splits} "
+                         f"cross-validation splits")
     try:
         values, splits = split.build_splits(assembly)
     except ValueError as error:
@@ -178,30 +180,15 @@ def from_assembly(assembly, region: str, ceiling: float | None = None, identifie
                    visual_degrees, model_visual_degrees)
 
 
-def _benchmark_parts(benchmark):
-    """A ``NeuralBenchmark``'s assembly, visual degrees, PLS regression and the ``Split`` of its metric's
-    cross-validation (with :func:`_split_rows`, the only code reading Brain-Score's private attributes)."""
-    metric = getattr(benchmark, "_similarity_metric", None)
-    regression = getattr(getattr(metric, "regression", None), "_regression", None)
-    cv = getattr(metric, "cross_validation", None)
-    if regression is None or type(regression).__name__ != "PLSRegression" or cv is None:
-        raise ValueError(f"{benchmark.identifier}: only cross-validated PLS neural benchmarks are supported "
-                         f"(its metric is {type(metric).__name__})")
-    if getattr(cv, "_preprocess_indices", None) is not None:
-        raise ValueError(f"{benchmark.identifier}: its cross-validation rewrites the split indices "
-                         f"(preprocess_indices), which region_commitment does not reproduce; use another benchmark")
-    return benchmark._assembly, benchmark._visual_degrees, regression, cv._split
-
-
 def from_benchmark(benchmark, region: str | None = None, model_visual_degrees: int = 8) -> RegionTarget:
     """A target from a ``NeuralBenchmark`` object or identifier: its assembly, ceiling, PLS size and its metric's own
     ``Split`` (seed, folds, stratification, split coordinate), so the splits are those its PLS metric uses."""
     if isinstance(benchmark, str):
         from brainscore_vision import load_benchmark
         benchmark = load_benchmark(benchmark)
-    assembly, visual_degrees, regression, split = _benchmark_parts(benchmark)
+    assembly, visual_degrees, n_components, split = brainscore_internals.neural_benchmark_parts(benchmark)
     return _target(assembly, region or benchmark.region, split, float(benchmark.ceiling), benchmark.identifier,
-                   regression.n_components, None, visual_degrees, model_visual_degrees)
+                   n_components, None, visual_degrees, model_visual_degrees)
 
 
 def stimulus_set_from_csv(stimuli_csv: str | Path):
