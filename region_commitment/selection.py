@@ -205,7 +205,7 @@ def commit(activations_model, layers: list[str] | str | None = None, benchmarks:
     provenance = _provenance(targets, reference_set, n_components, layers, mode)
 
     key = json.dumps([activations_model.identifier, layers, paths, n_components, provenance["reference"],
-                      {region: _fingerprint(t) for region, t in targets.items()}])
+                      provenance["benchmarks"]])  # the targets' fingerprints, computed once
     run_dir = cache_dir / str(activations_model.identifier) / hashlib.sha256(key.encode()).hexdigest()[:16]
     pending = [layer for layer in layers if not (run_dir / "scores" / f"{layer}.json").exists()]
     budget = disk_budget if disk_budget is not None else int(0.8 * _free_bytes(run_dir))
