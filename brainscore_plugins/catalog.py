@@ -18,28 +18,17 @@ import csv
 import difflib
 import functools
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Iterator
 
-DATA_DIR = Path(__file__).resolve().parent / "data"
-FAMILIES = {"spvvs": "scaling_primate_vvs.csv", "hlvit": "humanlike_vits.csv"}
+from . import families
+from .errors import ModelNotFoundError
+
 REGIONS = ("V1", "V2", "V4", "IT")
-
-
-class UnknownModelError(KeyError):
-    """An identifier that is not in the catalog."""
-
-    def __str__(self) -> str:  # KeyError would print the repr of the message
-        return self.args[0]
-
-
-class UnsupportedModelError(RuntimeError):
-    """A catalogued checkpoint whose architecture cannot be built."""
 
 
 @dataclass(frozen=True)
 class Entry:
-    """One checkpoint. Strings as in the CSV; numbers parsed."""
+    """One checkpoint. Strings as in the CSV; numbers parsed. ``family`` is the model family's prefix."""
 
     identifier: str
     family: str
@@ -47,11 +36,14 @@ class Entry:
     epoch: int | None  # None: the family publishes one checkpoint per model
     latest: bool
     arch: str
-    method: str
+    training_method: str  # supervised, adversarial, simclr, dino, mae, mae-finetuned
+    checkpoint_format: str  # one of the family's declared formats (families.Family.formats)
     dataset: str
     num_classes: int
     weights_key: str
-    url: str
+    url: str  # HTTP(S) source of the weights file ("" for a Hugging Face Hub file)
+    hf_repo: str  # Hugging Face Hub model repository holding the file ("" for a URL)
+    weights_file: str  # the file's path in the mirror and cache (and in its Hub repository)
     sha256: str
     resize: int
     crop: int
@@ -70,24 +62,6 @@ class Entry:
         return f"{self.family}_{self.model_id}"
 
     @property
-    def relative_path(self) -> str:
-        """Path of the weights below ``checkpoints/`` in the URL (``<model_id>/ep<N>.pt``), or the file's path in its
-        Hugging Face repository (``vits14/vits14_1.0_1.pth``)."""
-        if self.hf_repo:
-            return self.hf_repo[1]
-        return self.url.split("/checkpoints/", 1)[1]
-
-    @property
-    def hf_repo(self) -> tuple[str, str] | None:
-        """(repo id, file path) when the weights are a Hugging Face Hub file (``huggingface.co/<repo>/resolve/...``)."""
-        from urllib.parse import unquote
-        head, sep, tail = self.url.partition("://huggingface.co/")
-        if not sep or "/resolve/" not in tail:
-            return None
-        repo, path = tail.split("/resolve/", 1)
-        return repo, unquote(path.split("/", 1)[1])
-
-    @property
     def region_layer_map(self) -> dict[str, str]:
         return {region: getattr(self, region) for region in REGIONS if getattr(self, region)}
 
@@ -100,17 +74,6 @@ class Entry:
 
 
 CSV_COLUMNS = tuple(f.name for f in fields(Entry) if f.name != "family")
-
-
-def write_rows(family: str, rows: list[dict]) -> Path:
-    """Write a family's catalog CSV (used by the generator scripts under ``scripts/``)."""
-    out = DATA_DIR / FAMILIES[family]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-    return out
 
 
 def _parse(row: dict, family: str) -> Entry:
@@ -129,15 +92,16 @@ def _parse(row: dict, family: str) -> Entry:
 
 @functools.lru_cache(maxsize=None)
 def entries(family: str | None = None) -> tuple[Entry, ...]:
-    """All checkpoint rows (one per epoch checkpoint), of one family or of all."""
-    selected = [family] if family else list(FAMILIES)
-    unknown = [f for f in selected if f not in FAMILIES]
-    if unknown:
-        raise UnknownModelError(f"Unknown family {unknown[0]!r}; known families: {', '.join(FAMILIES)}")
+    """All checkpoint rows (one per epoch checkpoint), of one family or of all.
+
+    Raises:
+        ModelNotFoundError: ``family`` is not a registered family prefix.
+    """
+    selected = [families.get(family)] if family else list(families.all_families().values())
     rows = []
     for fam in selected:
-        with open(DATA_DIR / FAMILIES[fam], newline="") as f:
-            rows.extend(_parse(row, fam) for row in csv.DictReader(f))
+        with open(fam.catalog_path, newline="") as f:
+            rows.extend(_parse(row, fam.prefix) for row in csv.DictReader(f))
     return tuple(rows)
 
 
@@ -167,7 +131,11 @@ def identifiers(family: str | None = None, checkpoints: bool = False) -> list[st
 
 
 def resolve(name: str) -> Entry:
-    """The catalog entry for an identifier or a study model id; unknown names get close-match suggestions."""
+    """The catalog entry for an identifier or a study model id.
+
+    Raises:
+        ModelNotFoundError: an unknown name (the message suggests close matches).
+    """
     index = _index()
     if name in index:
         return index[name]
@@ -176,7 +144,7 @@ def resolve(name: str) -> Entry:
     candidates = list(index) + list(_aliases())
     close = difflib.get_close_matches(name, candidates, n=5, cutoff=0.6)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
-    raise UnknownModelError(
+    raise ModelNotFoundError(
         f"Unknown model identifier {name!r}.{hint} "
         f"Run `brainscore-plugins list --checkpoints` for every identifier.")
 

@@ -14,11 +14,12 @@ import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from dataclasses import dataclass
+from typing import Callable
+
 import torch
 
-
-class CheckpointError(RuntimeError):
-    """A checkpoint file that cannot be read or does not hold the expected weights."""
+from .errors import CheckpointInvalidError
 
 
 class Placeholder:
@@ -55,14 +56,14 @@ def safe_load(path: str | Path) -> dict:
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         if "blocked" in str(error):
-            raise CheckpointError(
+            raise CheckpointInvalidError(
                 f"Refusing to load {path}: its pickle references a global that would run code "
                 f"({str(error).split('Trying to load')[-1].split(chr(10))[0].strip()}). The file is not a genuine "
                 f"checkpoint; delete it and fetch it again from the published URL.") from error
-        raise CheckpointError(f"Cannot read checkpoint {path}: {error}. The file is truncated or corrupted; "
+        raise CheckpointInvalidError(f"Cannot read checkpoint {path}: {error}. The file is truncated or corrupted; "
                               f"delete it so it is downloaded again (or replace the mirrored copy).") from error
     except (RuntimeError, OSError, zipfile.BadZipFile, EOFError, ValueError, KeyError) as error:
-        raise CheckpointError(
+        raise CheckpointInvalidError(
             f"Cannot read checkpoint {path}: {error}. The file is truncated or corrupted; delete it so it is "
             f"downloaded again (or replace the mirrored copy).") from error
 
@@ -75,7 +76,7 @@ def extract_state_dict(checkpoint: Mapping, weights_key: str, prefix: str = "mod
         weights = checkpoint.get(weights_key) if isinstance(checkpoint, Mapping) else None
         if not isinstance(weights, Mapping):
             top = sorted(checkpoint) if isinstance(checkpoint, Mapping) else type(checkpoint).__name__
-            raise CheckpointError(
+            raise CheckpointInvalidError(
                 f"Expected the weights at checkpoint[{weights_key!r}]; found top-level keys {top}. The file is not a "
                 f"checkpoint of this family, or the catalog's weights_key is wrong.")
         return {(k[len(prefix):] if prefix and k.startswith(prefix) else k): v for k, v in weights.items()}
@@ -83,7 +84,7 @@ def extract_state_dict(checkpoint: Mapping, weights_key: str, prefix: str = "mod
     if not isinstance(state, Mapping) or not isinstance(state.get(weights_key), Mapping):
         top = sorted(checkpoint) if isinstance(checkpoint, Mapping) else type(checkpoint).__name__
         inner = sorted(state) if isinstance(state, Mapping) else None
-        raise CheckpointError(
+        raise CheckpointInvalidError(
             f"Expected the weights at checkpoint['state'][{weights_key!r}] (Composer layout); found top-level keys "
             f"{top}" + (f" and state keys {inner}" if inner is not None else "") +
             ". The file is not a checkpoint of this family, or the catalog's weights_key is wrong.")
@@ -108,8 +109,39 @@ def load_strict(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], 
     if missing or unexpected or mismatched:
         def show(keys):
             return ", ".join(keys[:10]) + (f" ... ({len(keys)} in all)" if len(keys) > 10 else "") or "none"
-        raise CheckpointError(
+        raise CheckpointInvalidError(
             f"The weights in {source} do not match the architecture. Missing keys: {show(missing)}. "
             f"Unexpected keys: {show(unexpected)}. Shape mismatches: {show(mismatched)}. "
             f"Check the catalog's arch / num_classes for this identifier.")
     model.load_state_dict(state_dict, strict=True)
+
+
+@dataclass(frozen=True)
+class CheckpointFormat:
+    """How a published checkpoint file holds a network's weights (the catalog's ``checkpoint_format`` column names one
+    of a family's formats), and how to forge such a file for tests.
+
+    ``container``: the weights sit at ``checkpoint[container][weights_key]`` (``None``: ``checkpoint[weights_key]``);
+    ``prefix``: the training wrapper's prefix stripped from every key; ``ignore``: key prefixes of training-only
+    modules (MAE's decoder), dropped by name; ``state_dict_filter(state_dict, model)``: model-specific surgery before
+    the strict load (e.g. resampling a position embedding); ``forge(entry, state_dict, seed)``: the whole file's dict
+    around a network's weights, as the authors' training code saved it.
+    """
+
+    container: str | None
+    prefix: str
+    forge: Callable[[object, dict, int], dict]
+    ignore: tuple[str, ...] = ()
+    state_dict_filter: Callable[[dict, torch.nn.Module], dict] | None = None
+
+    def load_into(self, model: torch.nn.Module, path: str | Path, weights_key: str) -> torch.nn.Module:
+        """Read ``path`` safely and load its weights strictly into ``model``.
+
+        Raises:
+            CheckpointInvalidError: the file is unreadable, unsafe, or holds weights of another layout or model.
+        """
+        state_dict = extract_state_dict(safe_load(path), weights_key, prefix=self.prefix, container=self.container)
+        if self.state_dict_filter is not None:
+            state_dict = self.state_dict_filter(state_dict, model)
+        load_strict(model, state_dict, source=str(path), ignore=self.ignore)
+        return model

@@ -6,7 +6,10 @@ import dataclasses
 import json
 import sys
 
-from . import bridge, catalog, factory, provenance
+from region_commitment.errors import RegionCommitmentError
+
+from . import bridge, catalog, factory, families, provenance, settings
+from .errors import BrainscorePluginsError
 
 
 def _list(args) -> None:
@@ -34,9 +37,9 @@ def _unlink(args) -> None:
 
 def _generate(args) -> None:
     from . import plugin_sources
-    for family in catalog.FAMILIES:
-        n_ids, n_maps = plugin_sources.write(family)
-        print(f"{family}: {n_ids} registry lines, {n_maps} region maps")
+    for prefix in families.all_families():
+        n_ids, n_maps = plugin_sources.write(prefix)
+        print(f"{prefix}: {n_ids} registry lines, {n_maps} region maps")
 
 
 def _parse_pairs(pairs, what: str) -> dict[str, str]:
@@ -65,7 +68,7 @@ def _commit(args) -> None:
     entry = catalog.resolve(args.identifier)
     name = args.identifier if args.identifier.startswith(entry.family + "_") else entry.identifier
     if entry.region_layer_map and not args.output:
-        raise catalog.UnsupportedModelError(
+        raise ValueError(
             f"{name} has a published commitment in the catalog; pass --output DIR to write a recomputed one there")
     benchmarks = _parse_pairs(args.benchmark, "--benchmark")
     for region, files in _parse_pairs(args.assembly, "--assembly").items():
@@ -106,11 +109,12 @@ def _demo(args) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="brainscore-plugins", description=__doc__)
+    parser = argparse.ArgumentParser(prog="brainscore-plugins", description=__doc__, epilog=settings.help_text(),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
 
     p = commands.add_parser("list", help="print registered identifiers, one per line")
-    p.add_argument("--family", choices=sorted(catalog.FAMILIES))
+    p.add_argument("--family", choices=sorted(families.all_families()))
     p.add_argument("--checkpoints", action="store_true", help="include every epoch checkpoint")
     p.set_defaults(run=_list)
 
@@ -164,8 +168,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         args.run(args)
-    except (catalog.UnknownModelError, catalog.UnsupportedModelError, factory.BenchmarkDataUnavailableError,
-            ValueError, OSError) as error:  # bad input, missing files, a full disk: one line, no traceback
+    except (BrainscorePluginsError, RegionCommitmentError, ValueError, OSError) as error:
+        # ours and region_commitment's errors, bad input, missing files, a full disk: one line, no traceback
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

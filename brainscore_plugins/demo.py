@@ -11,14 +11,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import bridge, forge, hub
+from . import bridge, forge, settings
 
 
 def run_demo(identifier: str, benchmark: str, workdir: str | None = None) -> float:
     workdir = Path(workdir or tempfile.mkdtemp(prefix="brainscore-plugins-demo-"))
     mirror = workdir / "mirror"
-    os.environ[hub.MIRROR_ENV] = str(mirror)
-    os.environ[hub.CACHE_ENV] = str(workdir / "cache")
+    os.environ[settings.MIRROR] = str(mirror)
+    os.environ[settings.CACHE] = str(workdir / "cache")
     os.environ.setdefault("BS_INSTALL_DEPENDENCIES", "no")  # everything is installed already
     os.environ.setdefault("RESULTCACHING_DISABLE", "1")    # forged weights: nothing worth caching
     if not bridge.is_linked():

@@ -31,24 +31,10 @@ from tqdm.auto import tqdm
 
 from region_commitment import atomic
 
-MIRROR_ENV = "BRAINSCORE_PLUGINS_MIRROR"
-CACHE_ENV = "BRAINSCORE_PLUGINS_CACHE"
+from .errors import ChecksumMismatchError, WeightsUnavailableError
+from .settings import MIRROR, cache_dir, hf_cache, hf_offline, mirror
+
 CHUNK = 1 << 20
-
-
-class WeightsUnavailableError(RuntimeError):
-    """The weights are neither mirrored nor cached and cannot be downloaded."""
-
-
-class ChecksumMismatchError(RuntimeError):
-    """A file's sha256 differs from the recorded one."""
-
-
-def cache_dir() -> Path:
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    import torch.hub
-    return Path(torch.hub.get_dir()) / "brainscore_plugins"
 
 
 def sha256_of(path: Path) -> str:
@@ -110,16 +96,16 @@ def _download_locked(url: str, target: Path, progress: bool) -> None:
 
 def _mirror_hint(path: str) -> str:
     """The offline hint for a file missing at ``path`` under the mirror, ending where callers add an alternative."""
-    mirror = os.environ.get(MIRROR_ENV)
-    where = f"{MIRROR_ENV}={mirror} has no {path}" if mirror else f"{MIRROR_ENV} is not set"
-    return f"{where}. Copy the file to <mirror>/{path} and set {MIRROR_ENV}=<mirror>"
+    folder = mirror()
+    where = f"{MIRROR}={folder} has no {path}" if folder else f"{MIRROR} is not set"
+    return f"{where}. Copy the file to <mirror>/{path} and set {MIRROR}=<mirror>"
 
 
 def _mirrored(relative_path: str, record: str, sha256: str | None) -> Path | None:
     """The verified mirror copy ``$BRAINSCORE_PLUGINS_MIRROR/<relative_path>``, if there is one."""
-    mirror = os.environ.get(MIRROR_ENV)
-    if mirror:
-        mirrored = Path(mirror).expanduser() / relative_path
+    folder = mirror()
+    if folder:
+        mirrored = folder / relative_path
         if mirrored.is_file():
             _verify(mirrored, record, sha256)
             return mirrored
@@ -127,7 +113,12 @@ def _mirrored(relative_path: str, record: str, sha256: str | None) -> Path | Non
 
 
 def fetch(url: str, relative_path: str, sha256: str | None = None, progress: bool = True) -> Path:
-    """Local path of the verified file for ``url`` (mirror, cache, or a fresh download)."""
+    """Local path of the verified file for ``url`` (mirror, cache, or a fresh download).
+
+    Raises:
+        WeightsUnavailableError: not mirrored or cached, and the download failed.
+        ChecksumMismatchError: the file differs from the published or recorded sha256.
+    """
     mirrored = _mirrored(relative_path, relative_path, sha256)
     if mirrored:
         return mirrored
@@ -142,23 +133,23 @@ def fetch(url: str, relative_path: str, sha256: str | None = None, progress: boo
     return cached
 
 
-def _hf_offline() -> bool:
-    from huggingface_hub import constants
-    return constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
-
-
 def fetch_hf(repo_id: str, filename: str, sha256: str | None = None, progress: bool = True) -> Path:
     """Local path of the verified file ``filename`` of Hugging Face model repo ``repo_id``: the mirror copy
-    ``$BRAINSCORE_PLUGINS_MIRROR/<filename>``, else ``hf_hub_download`` (its cache; cache only when offline)."""
+    ``$BRAINSCORE_PLUGINS_MIRROR/<filename>``, else ``hf_hub_download`` (its cache; cache only when offline).
+
+    Raises:
+        WeightsUnavailableError: not mirrored, and neither cached nor downloadable.
+        ChecksumMismatchError: the file differs from the published or recorded sha256.
+    """
     record = f"huggingface/{repo_id}/{filename}"
     mirrored = _mirrored(filename, record, sha256)
     if mirrored:
         return mirrored
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError
-    offline = _hf_offline()
+    offline = hf_offline()
     try:
-        path = Path(hf_hub_download(repo_id, filename, cache_dir=os.environ.get("HF_HUB_CACHE") or None,
+        path = Path(hf_hub_download(repo_id, filename, cache_dir=hf_cache(),
                                     local_files_only=offline))
     except (EntryNotFoundError, OSError, ValueError) as error:
         how = "HF_HUB_OFFLINE is set and the Hugging Face cache has no copy" if offline else \

@@ -15,24 +15,24 @@ each family has a default):
 from __future__ import annotations
 
 import functools
-import os
 
 import numpy as np
 from PIL import Image
 from torchvision import transforms
 
+from . import settings
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-PREPROCESSING_ENV = "BRAINSCORE_PLUGINS_PREPROCESSING"
 BRAINSCORE, TRAINING_CONFIG = "brainscore", "training-config"
 PIPELINES = (BRAINSCORE, TRAINING_CONFIG)
 
 
 def pipeline_name(family_default: str, requested: str | None = None) -> str:
     """The pipeline to use: ``requested``, else ``$BRAINSCORE_PLUGINS_PREPROCESSING``, else the family's default."""
-    name = requested or os.environ.get(PREPROCESSING_ENV) or family_default
+    name = requested or settings.preprocessing() or family_default
     if name not in PIPELINES:
-        raise ValueError(f"Unknown preprocessing {name!r} (from {'the argument' if requested else PREPROCESSING_ENV}); "
+        raise ValueError(f"Unknown preprocessing {name!r} (from {'the argument' if requested else settings.PREPROCESSING}); "
                          f"use one of: {', '.join(PIPELINES)}")
     return name
 

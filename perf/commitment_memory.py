@@ -39,7 +39,7 @@ def main() -> None:
     os.environ.setdefault("BRAINSCORE_PLUGINS_CACHE", str(work / "cache"))
     os.environ["RESULTCACHING_DISABLE"] = "1"
     from brainscore_vision.model_helpers.activations.pytorch import PytorchWrapper
-    from brainscore_plugins import architectures, candidates
+    from brainscore_plugins import architectures, families
     from brainscore_plugins.benchmarks.bsp_synthetic.benchmark import (SyntheticBehaviorBenchmark,
                                                                         SyntheticRegionBenchmark)
     from brainscore_plugins.preprocessing import preprocessing_for
@@ -50,9 +50,9 @@ def main() -> None:
     with torch.no_grad():
         model = architectures.build(args.arch, 0, "mae").eval()
     wrapper = PytorchWrapper(identifier=f"bench-{args.arch}", model=model, preprocessing=preprocessing_for(
-        crop + 32, crop, "bicubic"), batch_size=architectures.eval_batch_size(args.arch))
+        crop + 32, crop, "bicubic"), batch_size=families.get("hlvit").eval_batch_size(args.arch))
     after_build = rss_mib()
-    layers = candidates.candidate_layers(model)
+    layers = families.get("hlvit").candidate_layers(model)
     reference = work / "reference"
     reference.mkdir()
     for path in default_reference_images(work / "images", n=args.reference):

@@ -4,9 +4,9 @@
 
 Builds vith14@476 (random init: 632M parameters, 2.5 GB of float32 weights), wraps it in Brain-Score's
 ``PytorchWrapper`` with the family's eval preprocessing (resize 508 bicubic, center crop 476) and its bounded batch
-size (``architectures.eval_batch_size``: 8 images per forward at 476 px; Brain-Score pads every batch to the batch
-size, so its default of 64 would run 64 images), extracts a few token-grid layers for a small set of images and prints the
-peak resident set size (``resource.getrusage``) as the final JSON line.
+size (the hlvit family's ``eval_batch_size``: 8 images per forward at 476 px; Brain-Score pads every batch to the batch
+size, so its default of 64 would run 64 images), extracts a few token-grid layers for a small set of images and prints
+the peak resident set size (``resource.getrusage``) as the final JSON line.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from brainscore_plugins import architectures  # noqa: E402
+from brainscore_plugins import architectures, families  # noqa: E402
 from brainscore_plugins.preprocessing import preprocessing_for  # noqa: E402
 
 ARCH = "vith14@476"
@@ -44,7 +44,7 @@ def main() -> None:
     with torch.no_grad():
         model = architectures.build(ARCH, 0, "mae").eval()
     after_build = rss_mib()
-    batch_size = architectures.eval_batch_size(ARCH)
+    batch_size = families.get("hlvit").eval_batch_size(ARCH)
     wrapper = PytorchWrapper(identifier=f"bench-{ARCH}", model=model, batch_size=batch_size,
                              preprocessing=preprocessing_for(508, 476, "bicubic"))
     rng = np.random.default_rng(0)

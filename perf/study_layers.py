@@ -101,10 +101,10 @@ def published_layers_reachable() -> tuple[int, int]:
     for entry in catalog.entries("spvvs"):
         if not entry.latest or not entry.commitment_source.startswith("published"):
             continue
-        key = entry.arch, entry.method  # an SSL wrapper names its modules differently from the classifier
+        arch, method = key = entry.arch, entry.training_method  # an SSL wrapper names its modules differently
         if key not in modules:
             with torch.device("meta"):
-                modules[key] = set(study_layers(architectures.build(entry.arch, entry.num_classes, entry.method)))
+                modules[key] = set(study_layers(architectures.build(arch, entry.num_classes, method)))
         total += len(entry.region_layer_map)
         reachable += sum(layer in modules[key] for layer in entry.region_layer_map.values())
     return reachable, total

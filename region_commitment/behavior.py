@@ -9,18 +9,26 @@ the Gram trick again, so a layer of any width costs one streamed pass over its f
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
 from . import brainscore_internals
+from .errors import InvalidTargetError
 from .pca import project
 from .targets import check_stimulus_ids, stimulus_set_from_csv
+
+if TYPE_CHECKING:
+    from .scoring import LayerView
 
 
 @dataclass
 class BehaviorTarget:
+    """The behavioral target (:class:`~region_commitment.scoring.Target`): a readout of each layer scored by the
+    benchmark's metric."""
     identifier: str
     fitting_stimuli: object       # StimulusSet with ``image_label`` (placed on screen)
     stimulus_set: object          # the test stimuli the primates saw (placed on screen)
@@ -29,6 +37,7 @@ class BehaviorTarget:
     ceiling: object               # the metric's ceiling Score
     ceil: object                  # (score, ceiling) -> ceiled Score
     region: str = "behavior"
+    needs_reference: ClassVar[bool] = False
 
     @property
     def fitting_ids(self) -> list:
@@ -47,6 +56,22 @@ class BehaviorTarget:
         return ([str(self.fitting_stimuli.get_stimulus(s)) for s in self.fitting_ids],
                 [str(self.stimulus_set.get_stimulus(s)) for s in self.test_ids])
 
+    def image_paths(self) -> list[str]:
+        """The fitting images, then the test images."""
+        fitting, test = self.paths()
+        return fitting + test
+
+    def fingerprint(self) -> str:
+        """sha256 of the trials' choices and stimulus ids and the fitting images' labels."""
+        values = "\n".join(map(str, [*self.assembly.values, *self.assembly["stimulus_id"].values,
+                                      *self.fitting_stimuli["image_label"].values])).encode()
+        return hashlib.sha256(values).hexdigest()
+
+    def score(self, layer: LayerView) -> tuple[float, float, float]:
+        """:func:`readout_score` of the layer."""
+        fitting, test = self.paths()
+        return readout_score(layer.features, layer.rows(fitting), layer.rows(test), self)
+
 
 def _ceil_per_split(score, ceiling):
     """Brain-Score's ``_DicarloRajalingham2018.ceil_score``: per split ``score / sqrt(ceiling)``, mean over splits."""
@@ -57,32 +82,39 @@ def _ceil_per_split(score, ceiling):
 
 def _check(identifier: str, assembly, stimulus_set, fitting_stimuli) -> None:
     if "image_label" not in fitting_stimuli.columns:
-        raise ValueError(f"{identifier}: the fitting stimuli have no 'image_label' column to train the readout on")
+        raise InvalidTargetError(f"{identifier}: the fitting stimuli have no 'image_label' column to train the "
+                                 f"readout on")
     for coord in ("stimulus_id", "sample_obj", "dist_obj", "truth"):
         try:
             assembly[coord]
         except KeyError:
-            raise ValueError(f"{identifier}: the behavioral assembly has no {coord!r} coordinate (needs stimulus_id, "
-                             f"sample_obj, dist_obj, truth, and the chosen object as values)") from None
+            raise InvalidTargetError(f"{identifier}: the behavioral assembly has no {coord!r} coordinate (needs "
+                                     f"stimulus_id, sample_obj, dist_obj, truth, and the chosen object as values)") \
+                from None
     check_stimulus_ids(identifier, assembly["stimulus_id"].values, stimulus_set)
     objects = set(assembly["sample_obj"].values) | set(assembly["dist_obj"].values)
     unknown = sorted(objects - set(fitting_stimuli["image_label"].values))
     if unknown:
-        raise ValueError(f"{identifier}: objects {unknown[:5]} of the trials have no fitting images (image_label); "
-                         f"the readout could not give them a probability")
+        raise InvalidTargetError(f"{identifier}: objects {unknown[:5]} of the trials have no fitting images "
+                                 f"(image_label); the readout could not give them a probability")
 
 
 def from_behavioral_assembly(assembly, fitting_stimuli, identifier: str | None = None, metric: str = "i2n",
                              visual_degrees: int | None = None, model_visual_degrees: int = 8) -> BehaviorTarget:
     """A target from a ``BehavioralAssembly`` of trials (its ``stimulus_set`` attribute: the test stimuli) and a
-    ``StimulusSet`` of fitting images with ``image_label``; the ceiling is the metric's split-half ceiling."""
+    ``StimulusSet`` of fitting images with ``image_label``; the ceiling is the metric's split-half ceiling.
+
+    Raises:
+        InvalidTargetError: no attached stimulus set, trials without their coordinates, stimulus ids missing from
+            the stimulus set, fitting images without ``image_label`` or without images of a trial's object.
+    """
     from brainscore_vision import load_metric
     from brainscore_vision.benchmark_helpers.screen import place_on_screen
 
     identifier = identifier or f"behavior-{metric}"
     stimulus_set = assembly.attrs.get("stimulus_set")
     if stimulus_set is None:
-        raise ValueError(f"{identifier}: the assembly has no attrs['stimulus_set']; attach its StimulusSet")
+        raise InvalidTargetError(f"{identifier}: the assembly has no attrs['stimulus_set']; attach its StimulusSet")
     _check(identifier, assembly, stimulus_set, fitting_stimuli)
     if visual_degrees is not None:
         stimulus_set, fitting_stimuli = (place_on_screen(s, target_visual_degrees=model_visual_degrees,
@@ -96,12 +128,17 @@ def from_behavioral_assembly(assembly, fitting_stimuli, identifier: str | None =
 
 def from_behavioral_benchmark(benchmark, model_visual_degrees: int = 8) -> BehaviorTarget:
     """A target from a Rajalingham2018-style benchmark (identifier or object): fitting stimuli, trials, metric,
-    ceiling and ceiling normalisation are the benchmark's own."""
+    ceiling and ceiling normalisation are the benchmark's own.
+
+    Raises:
+        BenchmarkUnavailableError: an identifier that cannot be loaded (no plugin, data not cached nor reachable).
+        InvalidTargetError: not a probabilities benchmark with fitting stimuli, or its data are inconsistent (as in
+            :func:`from_behavioral_assembly`).
+    """
     from brainscore_vision.benchmark_helpers.screen import place_on_screen
 
     if isinstance(benchmark, str):
-        from brainscore_vision import load_benchmark
-        benchmark = load_benchmark(benchmark)
+        benchmark = brainscore_internals.load_benchmark(benchmark)
     assembly, degrees, fitting_stimuli, metric = brainscore_internals.behavioral_benchmark_parts(benchmark)
     _check(benchmark.identifier, assembly, assembly.stimulus_set, fitting_stimuli)
     fitting, test = (place_on_screen(s, target_visual_degrees=model_visual_degrees, source_visual_degrees=degrees)
@@ -120,6 +157,10 @@ def from_behavioral_files(assembly_path: str | Path, stimuli_csv: str | Path, fi
       chosen object, with coords ``stimulus_id``, ``sample_obj``, ``dist_obj``, ``truth`` (= ``sample_obj``);
     * ``stimuli_csv``: the test images (``stimulus_id``, ``filename`` relative to the CSV);
     * ``fitting_csv``: the fitting images (``stimulus_id``, ``filename``, ``image_label``).
+
+    Raises:
+        InvalidTargetError: as :func:`from_behavioral_assembly`, or a CSV without its columns.
+        FileNotFoundError: a missing assembly or image file.
     """
     import xarray as xr
     from brainscore_core.supported_data_standards.brainio.assemblies import BehavioralAssembly

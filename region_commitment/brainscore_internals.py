@@ -2,11 +2,14 @@
 
 ``region_commitment`` needs a few things Brain-Score keeps private: the torch module and preprocessing inside a
 ``PytorchWrapper``, the assembly, visual degrees, PLS size and cross-validation ``Split`` of a ``NeuralBenchmark``,
-the fitting stimuli and metric of a probabilities benchmark, the classifier of ``ProbabilitiesMapping`` and the
-ImageNet reference images of ``LayerPCA``. A Brain-Score release that renames one of them is fixed here; the
-accessors are tested against :data:`CHECKED_VERSION` (``tests/test_brainscore_internals.py``).
+the fitting stimuli and metric of a probabilities benchmark, the classifier of ``ProbabilitiesMapping``, the
+ImageNet reference images of ``LayerPCA`` and how a failed download surfaces. A Brain-Score release that renames one
+of them is fixed here; the accessors are tested against :data:`CHECKED_VERSION`
+(``tests/test_brainscore_internals.py``).
 """
 from __future__ import annotations
+
+from .errors import BenchmarkUnavailableError, InvalidTargetError
 
 CHECKED_VERSION = "2.4.2"  # brainscore_vision
 
@@ -21,18 +24,81 @@ def preprocess(activations_model):
     return activations_model._extractor.preprocess
 
 
+def load_benchmark(identifier: str):
+    """``brainscore_vision.load_benchmark(identifier)``.
+
+    Raises:
+        BenchmarkUnavailableError: no plugin registers ``identifier`` (brainscore_core's ``ImportPlugin`` asserts
+            one does), or its data are neither cached nor downloadable (brainio's ``BotoFetcher.download_boto``
+            raises a plain ``Exception`` holding the signed and the unsigned attempt's errors, e.g. botocore's
+            ``NoCredentialsError`` and ``EndpointConnectionError`` offline).
+    """
+    from brainscore_vision import load_benchmark as load
+
+    try:
+        return load(identifier)
+    except AssertionError as error:
+        if not str(error).startswith("No registrations found for"):
+            raise
+        raise BenchmarkUnavailableError(f"No installed Brain-Score plugin registers benchmark {identifier!r}") \
+            from error
+    except Exception as error:  # brainio raises a plain Exception: that class exactly, any other is re-raised
+        if not _download_failure(error):
+            raise
+        attempts = "; ".join(f"{type(e).__name__}: {e}" for e in error.args[0])
+        raise BenchmarkUnavailableError(f"The data of benchmark {identifier!r} are neither cached nor downloadable "
+                                        f"({attempts})") from error
+
+
+def _download_failure(error: Exception) -> bool:
+    """Whether ``error`` is brainio's report of a failed S3 download: a plain ``Exception([signed error, unsigned
+    error])``."""
+    return type(error) is Exception and len(error.args) == 1 and isinstance(error.args[0], list) \
+        and all(isinstance(e, Exception) for e in error.args[0])
+
+
+def download_errors() -> tuple[type[BaseException], ...]:
+    """What Brain-Score's own S3 downloads (``model_helpers.utils.s3``) raise when the file cannot be had: botocore's
+    errors (``EndpointConnectionError`` offline, ``ClientError`` without access), boto3's transfer errors, and
+    ``OSError`` (the disk, a dropped connection)."""
+    from boto3.exceptions import Boto3Error
+    from botocore.exceptions import BotoCoreError, ClientError
+    return BotoCoreError, ClientError, Boto3Error, OSError
+
+
+def _pls_metric(benchmark) -> tuple:
+    """(similarity metric, its regression's estimator, its cross-validation), each ``None`` where absent."""
+    metric = getattr(benchmark, "_similarity_metric", None)
+    return (metric, getattr(getattr(metric, "regression", None), "_regression", None),
+            getattr(metric, "cross_validation", None))
+
+
+def is_pls_benchmark(benchmark) -> bool:
+    """Whether ``benchmark`` is a ``NeuralBenchmark`` scored by a cross-validated PLS metric."""
+    _, regression, cv = _pls_metric(benchmark)
+    return type(regression).__name__ == "PLSRegression" and cv is not None
+
+
+def is_probabilities_benchmark(benchmark) -> bool:
+    """Whether ``benchmark`` is a probabilities benchmark with fitting stimuli (Rajalingham2018-style)."""
+    return all(hasattr(benchmark, name) for name in ("_fitting_stimuli", "_assembly", "_metric"))
+
+
 def neural_benchmark_parts(benchmark) -> tuple:
     """(assembly, visual degrees, PLS components, the metric's cross-validation ``Split``) of a cross-validated PLS
-    ``NeuralBenchmark``; a ``ValueError`` for any other benchmark."""
-    metric = getattr(benchmark, "_similarity_metric", None)
-    regression = getattr(getattr(metric, "regression", None), "_regression", None)
-    cv = getattr(metric, "cross_validation", None)
-    if regression is None or type(regression).__name__ != "PLSRegression" or cv is None:
-        raise ValueError(f"{benchmark.identifier}: only cross-validated PLS neural benchmarks are supported "
-                         f"(its metric is {type(metric).__name__})")
+    ``NeuralBenchmark``.
+
+    Raises:
+        InvalidTargetError: another kind of benchmark, or one whose cross-validation rewrites its split indices.
+    """
+    metric, regression, cv = _pls_metric(benchmark)
+    if not is_pls_benchmark(benchmark):
+        raise InvalidTargetError(f"{benchmark.identifier}: only cross-validated PLS neural benchmarks are supported "
+                                 f"(its metric is {type(metric).__name__})")
     if getattr(cv, "_preprocess_indices", None) is not None:
-        raise ValueError(f"{benchmark.identifier}: its cross-validation rewrites the split indices "
-                         f"(preprocess_indices), which region_commitment does not reproduce; use another benchmark")
+        raise InvalidTargetError(f"{benchmark.identifier}: its cross-validation rewrites the split indices "
+                                 f"(preprocess_indices), which region_commitment does not reproduce; use another "
+                                 f"benchmark")
     return benchmark._assembly, benchmark._visual_degrees, regression.n_components, cv._split
 
 
@@ -44,10 +110,14 @@ def split_settings(split) -> tuple[str, str | None, int]:
 
 def behavioral_benchmark_parts(benchmark) -> tuple:
     """(trials assembly, visual degrees, fitting stimuli, metric) of a probabilities benchmark with fitting stimuli
-    (Rajalingham2018-style); a ``ValueError`` for any other benchmark."""
-    if not all(hasattr(benchmark, name) for name in ("_fitting_stimuli", "_assembly", "_metric")):
-        raise ValueError(f"{benchmark.identifier}: only probabilities benchmarks with fitting stimuli (like "
-                         f"Rajalingham2018public-i2n) can select a behavioral readout")
+    (Rajalingham2018-style).
+
+    Raises:
+        InvalidTargetError: another kind of benchmark.
+    """
+    if not is_probabilities_benchmark(benchmark):
+        raise InvalidTargetError(f"{benchmark.identifier}: only probabilities benchmarks with fitting stimuli (like "
+                                 f"Rajalingham2018public-i2n) can select a behavioral readout")
     return benchmark._assembly, benchmark._visual_degrees, benchmark._fitting_stimuli, benchmark._metric
 
 

@@ -18,6 +18,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from . import atomic, brainscore_internals
+from .errors import CommitmentError
 
 BATCH_BYTES = 1 << 29  # captured activations of one batch stay under ~512 MiB (two batches live at once)
 MAX_BATCH = 16  # the forward pass's own intermediate activations dominate memory (~50 MB/image)
@@ -30,14 +31,19 @@ def available_layers(activations_model) -> list[str] | None:
 
 
 def check_layers(activations_model, layers: list[str]) -> None:
+    """Check the candidate ``layers`` against the model's modules (where it has a torch module).
+
+    Raises:
+        CommitmentError: ``layers`` is empty or names layers the model lacks.
+    """
     if not layers:
-        raise ValueError("The list of candidate layers is empty; pass layers=[...] or use the default rule")
+        raise CommitmentError("The list of candidate layers is empty; pass layers=[...] or use the default rule")
     available = available_layers(activations_model)
     if available is None:
         return
     missing = [layer for layer in layers if layer not in set(available)]
     if missing:
-        raise ValueError(f"The model has no layer(s) {missing}. Its layers are: {', '.join(available)}")
+        raise CommitmentError(f"The model has no layer(s) {missing}. Its layers are: {', '.join(available)}")
 
 
 def probe_widths(activations_model, layers: list[str], path: str) -> dict[str, int | None]:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from .errors import CommitmentError
+
 ACTIVATIONS = (nn.ReLU, nn.GELU, nn.SiLU, nn.ReLU6, nn.Hardswish)
 POOLS = (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)
 
@@ -51,7 +53,7 @@ def resolve_layers(model: nn.Module, layers) -> tuple[list[str], str]:
     if layers == STUDY:
         return study_layers(model), STUDY
     if isinstance(layers, str):
-        raise ValueError(f"Unknown layer set {layers!r}; pass '{DEFAULT}', '{STUDY}' or a list of layer names")
+        raise CommitmentError(f"Unknown layer set {layers!r}; pass '{DEFAULT}', '{STUDY}' or a list of layer names")
     layers = list(layers)
     return layers, next((mode for mode, rule in ((DEFAULT, candidate_layers), (STUDY, study_layers))
                          if rule(model) == layers), "explicit")

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,11 +30,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import brainscore_internals
+from . import brainscore_internals, settings
 from .atomic import replacing
+from .errors import CommitmentError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
-REFERENCE_ENV = "REGION_COMMITMENT_REFERENCE"
 BRAINSCORE, BUILTIN = "brainscore", "builtin"
 IMAGENET_CLASSES, IMAGES_PER_CLASS = 1000, 50
 _logger = logging.getLogger(__name__)
@@ -64,11 +63,6 @@ def imagenet_val_indices(n: int) -> list[int]:
     return indices
 
 
-def brainscore_hdf5() -> Path:
-    home = os.path.expanduser(os.environ.get("MT_HOME", "~/.model-tools"))
-    return Path(os.environ.get("MT_IMAGENET_PATH", os.path.join(home, "imagenet2012.hdf5")))
-
-
 def _download_hdf5(path: Path) -> None:
     from brainscore_vision.model_helpers.utils import s3
     _logger.warning("Downloading Brain-Score's ImageNet validation images (imagenet2012-val.hdf5) to %s", path)
@@ -78,8 +72,14 @@ def _download_hdf5(path: Path) -> None:
 
 
 def brainscore_images(n: int, download: bool = True) -> ReferenceSet:
-    """Brain-Score's own reference images for ``n`` components, read by its own ``_get_imagenet_val``."""
-    path = brainscore_hdf5()
+    """Brain-Score's own reference images for ``n`` components, read by its own ``_get_imagenet_val``.
+
+    Raises:
+        FileNotFoundError: the file is missing and ``download`` is off.
+        OSError, LookupError: a file that is not Brain-Score's (h5py cannot open it, lacks or is short of entries).
+        botocore/boto3 errors, OSError: the download fails (:func:`brainscore_internals.download_errors`).
+    """
+    path = settings.imagenet_hdf5()
     if not path.is_file():
         if not download:
             raise FileNotFoundError(f"Brain-Score's ImageNet reference file {path} does not exist")
@@ -111,8 +111,8 @@ def folder_images(folder: str | Path, n: int) -> ReferenceSet:
         try:
             paths = [str(per_class[i // IMAGES_PER_CLASS][i % IMAGES_PER_CLASS]) for i in imagenet_val_indices(n)]
         except IndexError:
-            raise ValueError(f"{folder}: an ImageNet class folder has fewer images than Brain-Score's selection of "
-                             f"{n} needs") from None
+            raise CommitmentError(f"{folder}: an ImageNet class folder has fewer images than Brain-Score's selection "
+                                  f"of {n} needs") from None
         selection = "imagenet-val one per class (Brain-Score's entries 50 i + j)"
     else:
         paths = [str(p) for p in _images(folder)[:n]]
@@ -138,7 +138,7 @@ def _source_photographs() -> list[np.ndarray]:
     for name in ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left", "hubble_deep_field"):
         try:
             photo = np.asarray(getattr(data, name)())
-        except Exception:  # an image of a data package that is not installed
+        except (AttributeError, ModuleNotFoundError, OSError):  # not in this version; not installed, no pooch, offline
             continue
         if photo.ndim == 3 and photo.shape[2] == 3:
             photos.append(photo)
@@ -177,8 +177,15 @@ def builtin_images(cache: str | Path, n: int) -> ReferenceSet:
 
 def reference_images(reference: str | Path | None, cache: str | Path, n: int = 1000) -> ReferenceSet:
     """The reference set for ``n`` components from ``reference`` (else ``$REGION_COMMITMENT_REFERENCE``); see the
-    module docstring for the sources and the fallback."""
-    reference = reference or os.environ.get(REFERENCE_ENV) or None
+    module docstring for the sources and the fallback.
+
+    Raises:
+        FileNotFoundError: a folder that does not exist or holds no images.
+        CommitmentError: an ImageNet class folder with fewer images than Brain-Score's selection of ``n`` needs.
+        OSError, LookupError, botocore/boto3 errors: ``"brainscore"`` asked for, and its file can be neither read
+            nor downloaded (see :func:`brainscore_images`).
+    """
+    reference = reference or settings.reference()
     if reference == BUILTIN:
         return builtin_images(cache, n)
     if reference == BRAINSCORE:
@@ -187,8 +194,8 @@ def reference_images(reference: str | Path | None, cache: str | Path, n: int = 1
         return folder_images(reference, n)
     try:
         return brainscore_images(n)
-    except Exception as error:  # not cached and not reachable (offline, no credentials, a broken file)
-        warnings.warn(f"Brain-Score's ImageNet reference images are neither cached at {brainscore_hdf5()} nor "
+    except brainscore_internals.download_errors() + (LookupError,) as error:  # not cached, not reachable, broken
+        warnings.warn(f"Brain-Score's ImageNet reference images are neither cached at {settings.imagenet_hdf5()} nor "
                       f"downloadable ({type(error).__name__}: {str(error)[:200]}); using the built-in offline set, "
                       f"whose layer choices can differ from Brain-Score's. Place imagenet2012.hdf5 there (or set "
                       f"MT_IMAGENET_PATH), or pass an ImageNet validation folder as the reference.")

@@ -1,18 +1,18 @@
 """``commit``: choose a layer per region the way Brain-Score's ``LayerSelection`` does, in one forward pass.
 
-For every region target and candidate layer: PCA of the layer on the reference images (Brain-Score's ``LayerPCA``),
+Every target (:class:`~region_commitment.scoring.Target`) scores every candidate layer and gets its best one. A
+neural target (:mod:`.targets`): PCA of the layer on the reference images (Brain-Score's ``LayerPCA``),
 cross-validated PLS on the target's own splits, median Pearson r over neuroids, mean over splits, ceiled as
-Brain-Score's ``explained_variance`` does (``r**2 / ceiling``); the region gets the best layer. For behavior, every
-candidate layer is read out as Brain-Score's ``ProbabilitiesMapping`` does and scored by the behavioral benchmark's
-metric (``i2n``), ceiled by the benchmark (:mod:`.behavior`); the best is the readout layer. Per-layer scores are
-cached on disk as they are computed, so an interrupted run resumes at the next layer.
+Brain-Score's ``explained_variance`` does (``r**2 / ceiling``). The behavioral target (:mod:`.behavior`): the layer
+read out as Brain-Score's ``ProbabilitiesMapping`` does, scored by the benchmark's metric (``i2n``) and ceiled by the
+benchmark; the layer chosen under the ``"behavior"`` key is the readout layer. Per-layer scores are cached on disk as
+they are computed, so an interrupted run resumes at the next layer.
 """
 from __future__ import annotations
 
 import datetime
 import hashlib
 import json
-import os
 import shutil
 import warnings
 from dataclasses import dataclass, field
@@ -21,15 +21,15 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import atomic, brainscore_internals
+from . import atomic, brainscore_internals, settings
 
 from . import features as features_module
-from .behavior import BehaviorTarget, from_behavioral_benchmark, readout_score
+from .errors import CommitmentError
+from .factories import load_target
 from .layers import resolve_layers
-from .pca import project
-from .pls import cross_validated_score
 from .reference import reference_images
-from .targets import DEFAULT_BENCHMARKS, RegionTarget, from_benchmark
+from .scoring import LayerScore, LayerView
+from .targets import DEFAULT_BENCHMARKS
 
 REGIONS = ("V1", "V2", "V4", "IT")
 BEHAVIOR = "behavior"
@@ -40,7 +40,7 @@ class CommitmentResult:
     region_layer_map: dict
     behavioral_readout_layer: str
     layers: list
-    scores: list = field(default_factory=list)  # dicts: region, layer, depth, raw, error, ceiled
+    scores: list[LayerScore] = field(default_factory=list)
     provenance: dict = field(default_factory=dict)  # what chose the map: benchmarks, reference set, layers, versions
 
     def chosen(self, region: str) -> str:
@@ -49,8 +49,8 @@ class CommitmentResult:
 
     def best_margin(self, region: str) -> tuple[float, float]:
         """(raw score of the chosen layer minus the runner-up's, the chosen layer's error over splits)."""
-        rows = sorted((r for r in self.scores if r["region"] == region), key=lambda r: -r["ceiled"])
-        return rows[0]["raw"] - rows[1]["raw"], rows[0]["error"]
+        rows = sorted((r for r in self.scores if r.region == region), key=lambda r: -r.ceiled)
+        return rows[0].raw - rows[1].raw, rows[0].error
 
     def save(self, plugin_dir: str | Path, identifier: str) -> dict[str, Path]:
         """Write ``region_layer_map/<id>.json`` (Brain-Score's format), the readout, the score table and plot."""
@@ -71,20 +71,19 @@ class CommitmentResult:
     def csv(self) -> str:
         lines = ["region,layer,depth,raw,error,ceiled,chosen"]
         for r in self.scores:
-            chosen = int(self.chosen(r["region"]) == r["layer"])
-            lines.append(f"{r['region']},{r['layer']},{r['depth']},{r['raw']:.6f},{r['error']:.6f},"
-                         f"{r['ceiled']:.6f},{chosen}")
+            chosen = int(self.chosen(r.region) == r.layer)
+            lines.append(f"{r.region},{r.layer},{r.depth},{r.raw:.6f},{r.error:.6f},{r.ceiled:.6f},{chosen}")
         return "\n".join(lines) + "\n"
 
     def plot(self, path: str | Path, title: str = "") -> Path:
         from matplotlib.figure import Figure  # no pyplot: the user's backend and figures are left alone
         fig = Figure(figsize=(max(6, 0.35 * len(self.layers)), 4))
         ax = fig.subplots()
-        for region in dict.fromkeys(r["region"] for r in self.scores):
-            rows = sorted((r for r in self.scores if r["region"] == region), key=lambda r: r["depth"])
-            line, = ax.plot([r["depth"] for r in rows], [r["ceiled"] for r in rows], marker="o", label=region)
-            best = next(r for r in rows if r["layer"] == self.chosen(region))
-            ax.plot(best["depth"], best["ceiled"], marker="*", markersize=16, color=line.get_color())
+        for region in dict.fromkeys(r.region for r in self.scores):
+            rows = sorted((r for r in self.scores if r.region == region), key=lambda r: r.depth)
+            line, = ax.plot([r.depth for r in rows], [r.ceiled for r in rows], marker="o", label=region)
+            best = next(r for r in rows if r.layer == self.chosen(region))
+            ax.plot(best.depth, best.ceiled, marker="*", markersize=16, color=line.get_color())
         ax.set_xticks(range(len(self.layers)), self.layers, rotation=60, ha="right", fontsize=7)
         ax.set_xlabel("layer (depth)")
         ax.set_ylabel("ceiled score (neural: r² / ceiling)")
@@ -95,33 +94,6 @@ class CommitmentResult:
         with atomic.replacing(path) as tmp:
             fig.savefig(tmp, dpi=120)
         return path
-
-
-def load_target(region: str, benchmark) -> RegionTarget | BehaviorTarget:
-    """A region's (or ``"behavior"``'s) target from a benchmark identifier or object, or a target as it is."""
-    if isinstance(benchmark, (RegionTarget, BehaviorTarget)):
-        return benchmark
-    return from_behavioral_benchmark(benchmark) if region == BEHAVIOR else from_benchmark(benchmark, region=region)
-
-
-def _fingerprint(target) -> list:
-    """What identifies a target's data (cache key, provenance): its identifier and a digest of its values."""
-    if isinstance(target, BehaviorTarget):
-        values = "\n".join(map(str, [*target.assembly.values, *target.assembly["stimulus_id"].values,
-                                      *target.fitting_stimuli["image_label"].values])).encode()
-    else:
-        splits = np.concatenate([np.concatenate(split) for split in target.splits])
-        values = target.responses.tobytes() + splits.tobytes()
-    return [target.identifier, hashlib.sha256(values).hexdigest()]
-
-
-CACHE_ENV = "REGION_COMMITMENT_CACHE"
-
-
-def _default_cache() -> Path:
-    """``$REGION_COMMITMENT_CACHE``, else ``region_commitment`` in torch's hub folder (``$TORCH_HOME/hub``)."""
-    import torch.hub
-    return Path(os.environ.get(CACHE_ENV) or Path(torch.hub.get_dir()) / "region_commitment").expanduser()
 
 
 def _free_bytes(path: Path) -> int:
@@ -154,7 +126,8 @@ def _provenance(targets: dict, reference, n_components: int, layers: list[str], 
 
     return {
         "kind": "committed",
-        "benchmarks": {region: dict(zip(("identifier", "digest"), _fingerprint(t))) for region, t in targets.items()},
+        "benchmarks": {region: {"identifier": target.identifier, "digest": target.fingerprint()}
+                       for region, target in targets.items()},
         "reference": reference.provenance if reference is not None else None,
         "n_components": n_components,
         "layers": {"mode": mode, "candidates": layers},
@@ -171,14 +144,21 @@ def commit(activations_model, layers: list[str] | str | None = None, benchmarks:
 
     ``layers``: ``None`` / ``"default"`` (the block-output rule of :mod:`.layers`), ``"study"`` (every named module,
     the scaling-primate-vvs study's search space) or a list of names. ``benchmarks`` maps region -> benchmark
-    identifier, ``NeuralBenchmark`` or :class:`RegionTarget`, and ``"behavior"`` -> a Rajalingham2018-style benchmark
-    or :class:`BehaviorTarget` (default: the public benchmarks of Brain-Score's ``ModelCommitment``,
-    :data:`DEFAULT_BENCHMARKS`). ``reference``: the PCA reference images (:mod:`.reference`: default Brain-Score's own
-    ImageNet images, a folder, ``"brainscore"`` or ``"builtin"``). A given ``behavioral_readout_layer`` is kept as is;
-    without one the readout is selected on the behavioral benchmark, or, with none, is the last candidate layer
-    (Brain-Score's ``ModelCommitment`` default). Features are streamed to ``cache_dir``; when all candidate layers'
-    features exceed ``disk_budget`` bytes (default: 80% of the free disk there), the layers are extracted and scored
-    in groups, one forward pass per group.
+    identifier, benchmark object (:func:`~region_commitment.factories.load_target`) or any
+    :class:`~region_commitment.scoring.Target` (:class:`RegionTarget`, ...), and ``"behavior"`` -> a
+    Rajalingham2018-style benchmark or :class:`BehaviorTarget` (default: the public benchmarks of Brain-Score's
+    ``ModelCommitment``, :data:`DEFAULT_BENCHMARKS`). ``reference``: the PCA reference images (:mod:`.reference`:
+    default Brain-Score's own ImageNet images, a folder, ``"brainscore"`` or ``"builtin"``), loaded where a target
+    needs them. A given ``behavioral_readout_layer`` is kept as is (the ``"behavior"`` benchmark is then not
+    scored); without one the readout is the layer chosen for ``"behavior"``, or, with no such key, the last candidate
+    layer (Brain-Score's ``ModelCommitment`` default). Features are streamed to ``cache_dir``; when all candidate
+    layers' features exceed ``disk_budget`` bytes (default: 80% of the free disk there), the layers are extracted
+    and scored in groups, one forward pass per group.
+
+    Raises:
+        CommitmentError: unknown, empty or unscorable candidate layers, or every layer scoring NaN on a target.
+        BenchmarkUnavailableError, InvalidTargetError: a benchmark that cannot be loaded or make a target.
+        FileNotFoundError, OSError, FloatingPointError: missing images, too little disk, NaN activations.
     """
     layers, mode = resolve_layers(brainscore_internals.torch_module(activations_model), layers)
     features_module.check_layers(activations_model, layers)
@@ -188,20 +168,18 @@ def commit(activations_model, layers: list[str] | str | None = None, benchmarks:
     if behavioral_readout_layer is not None:
         benchmarks.pop(BEHAVIOR, None)
     targets = {region: load_target(region, b) for region, b in benchmarks.items()}
-    neural = {region: t for region, t in targets.items() if region != BEHAVIOR}
-    behavior = targets.get(BEHAVIOR)
-    cache_dir = Path(cache_dir) if cache_dir else _default_cache()
-    reference_set = reference_images(reference, cache_dir, n=n_components) if neural else None
-    reference_paths = [str(p) for p in reference_set.paths] if neural else []
-    stimulus_paths = {region: [str(t.stimulus_set.get_stimulus(s)) for s in t.stimulus_ids]
-                      for region, t in neural.items()}
-    all_stimuli = list(dict.fromkeys(p for paths in stimulus_paths.values() for p in paths))
-    fitting_paths, test_paths = behavior.paths() if behavior else ([], [])
-    paths = list(dict.fromkeys(reference_paths + all_stimuli + fitting_paths + test_paths))
+    # those on the reference PCA first: the order of the score rows and of the feature rows (and so of the cache key)
+    scored = sorted(targets.items(), key=lambda item: not item[1].needs_reference)
+    projected = list(dict.fromkeys(p for _, t in scored if t.needs_reference for p in t.image_paths()))
+    cache_dir = Path(cache_dir) if cache_dir else settings.cache_dir()
+    needs_reference = any(t.needs_reference for t in targets.values())
+    reference_set = reference_images(reference, cache_dir, n=n_components) if needs_reference else None
+    reference_paths = [str(p) for p in reference_set.paths] if needs_reference else []
+    paths = list(dict.fromkeys(reference_paths + [p for _, t in scored for p in t.image_paths()]))
     widths = _scorable(activations_model, layers, paths[0])
     layers = list(widths) if widths is not None else layers
     if not layers:
-        raise ValueError("None of the candidate layers gives a tensor output to score")
+        raise CommitmentError("None of the candidate layers gives a tensor output to score")
     provenance = _provenance(targets, reference_set, n_components, layers, mode)
 
     key = json.dumps([activations_model.identifier, layers, paths, n_components, provenance["reference"],
@@ -212,26 +190,6 @@ def commit(activations_model, layers: list[str] | str | None = None, benchmarks:
     groups = (features_module.plan_groups({layer: widths[layer] for layer in pending}, len(paths), budget)
               if widths is not None and pending else [pending])
     depth = {layer: i for i, layer in enumerate(layers)}
-    row_in_projection = {p: i for i, p in enumerate(all_stimuli)}
-
-    def score_layer(store, layer: str) -> list[dict]:
-        """One layer's score rows: per neural region (PCA on the reference rows, cross-validated PLS), behavior."""
-        rows = []
-        if neural:
-            projected = project(store.layer(layer), store.rows(reference_paths), store.rows(all_stimuli),
-                                n_components)
-            for region, target in neural.items():
-                selected = [row_in_projection[p] for p in stimulus_paths[region]]
-                raw, error = cross_validated_score(projected[selected], target.responses, target.splits,
-                                                   target.n_components)
-                rows.append({"region": region, "layer": layer, "depth": depth[layer], "raw": raw, "error": error,
-                             "ceiled": raw ** 2 / target.ceiling})
-        if behavior:
-            raw, error, ceiled = readout_score(store.layer(layer), store.rows(fitting_paths), store.rows(test_paths),
-                                               behavior)
-            rows.append({"region": BEHAVIOR, "layer": layer, "depth": depth[layer], "raw": raw, "error": error,
-                         "ceiled": ceiled})
-        return rows
 
     bar = tqdm(total=len(pending), desc="layers (PCA + PLS, readout)", disable=not progress)
     for i, group in enumerate(g for g in groups if g):
@@ -240,21 +198,24 @@ def commit(activations_model, layers: list[str] | str | None = None, benchmarks:
         store = features_module.extract(activations_model, group, paths, features_dir, batch_size=batch,
                                         progress=progress)
         for layer in group:
-            atomic.write_text(run_dir / "scores" / f"{layer}.json", json.dumps(score_layer(store, layer)))
+            view = LayerView(store, layer, reference_paths, projected, n_components)  # the PCA shared by targets
+            rows = [LayerScore(region, layer, depth[layer], *target.score(view)) for region, target in scored]
+            atomic.write_text(run_dir / "scores" / f"{layer}.json", json.dumps([row.as_dict() for row in rows]))
             bar.update(1)
         if not keep_features or len(groups) > 1:
             shutil.rmtree(features_dir, ignore_errors=True)
     bar.close()
-    scores = [row for layer in layers for row in json.loads((run_dir / "scores" / f"{layer}.json").read_text())]
+    scores = [LayerScore.from_dict(row) for layer in layers
+              for row in json.loads((run_dir / "scores" / f"{layer}.json").read_text())]
 
     def best(region):  # the first of ties; NaN scores skipped, as xarray's argmax in Brain-Score's LayerSelection
-        rows = [r for r in scores if r["region"] == region and not np.isnan(r["ceiled"])]
+        rows = [r for r in scores if r.region == region and not np.isnan(r.ceiled)]
         if not rows:
-            raise ValueError(f"Every candidate layer scored NaN on {targets[region].identifier}; check its responses")
-        return max(rows, key=lambda r: r["ceiled"])["layer"]
+            raise CommitmentError(f"Every candidate layer scored NaN on {targets[region].identifier}; check its "
+                                  f"responses")
+        return max(rows, key=lambda r: r.ceiled).layer
 
-    return CommitmentResult(region_layer_map={region: best(region) for region in neural},
-                            behavioral_readout_layer=behavioral_readout_layer or (best(BEHAVIOR) if behavior
+    return CommitmentResult(region_layer_map={region: best(region) for region in targets if region != BEHAVIOR},
+                            behavioral_readout_layer=behavioral_readout_layer or (best(BEHAVIOR) if BEHAVIOR in targets
                                                                                   else layers[-1]),
                             layers=layers, scores=scores, provenance=provenance)
-

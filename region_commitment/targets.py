@@ -7,13 +7,20 @@ stratification), so they are the very splits its PLS metric would use.
 """
 from __future__ import annotations
 
+import hashlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
 from . import brainscore_internals
+from .errors import InvalidTargetError
+from .pls import cross_validated_score
+
+if TYPE_CHECKING:
+    from .scoring import LayerView
 
 # the public benchmarks Brain-Score's ModelCommitment selects layers on (and its public behavioral benchmark)
 DEFAULT_BENCHMARKS = {
@@ -27,6 +34,8 @@ DEFAULT_BENCHMARKS = {
 
 @dataclass
 class RegionTarget:
+    """A neural target (:class:`~region_commitment.scoring.Target`): cross-validated PLS from the layer's PCA
+    projection of its stimuli."""
     region: str
     identifier: str
     stimulus_set: object          # StimulusSet as the model sees it (placed on screen)
@@ -36,6 +45,23 @@ class RegionTarget:
     n_components: int             # PLS components
     ceiling: float
     excluded_neuroids: int = 0
+    needs_reference: ClassVar[bool] = True
+
+    def image_paths(self) -> list[str]:
+        """The stimuli, in the rows' order."""
+        return [str(self.stimulus_set.get_stimulus(s)) for s in self.stimulus_ids]
+
+    def fingerprint(self) -> str:
+        """sha256 of the responses and the splits."""
+        splits = np.concatenate([np.concatenate(split) for split in self.splits])
+        return hashlib.sha256(self.responses.tobytes() + splits.tobytes()).hexdigest()
+
+    def score(self, layer: LayerView) -> tuple[float, float, float]:
+        """(mean over splits of the median r over neuroids, its standard error, ``r**2 / ceiling`` as Brain-Score's
+        ``explained_variance`` ceils it) of PLS from the layer's PCA projection."""
+        raw, error = cross_validated_score(layer.projected(self.image_paths()), self.responses, self.splits,
+                                           self.n_components)
+        return raw, error, raw ** 2 / self.ceiling
 
 
 def _has_coord(assembly, name: str) -> bool:
@@ -50,7 +76,7 @@ def _has_coord(assembly, name: str) -> bool:
 def _valid_neuroids(values: np.ndarray, identifier: str) -> np.ndarray:
     keep = np.isfinite(values).all(axis=0) & (np.nanstd(values, axis=0) > 0)
     if not keep.any():
-        raise ValueError(f"{identifier}: every neuroid is NaN or constant; nothing to predict")
+        raise InvalidTargetError(f"{identifier}: every neuroid is NaN or constant; nothing to predict")
     if not keep.all():
         warnings.warn(f"{identifier}: excluded {int((~keep).sum())} of {keep.size} neuroids that are NaN or constant")
     return keep
@@ -60,8 +86,8 @@ def check_stimulus_ids(identifier: str, stimulus_ids, stimulus_set) -> None:
     """Every stimulus id of an assembly must be in its stimulus set."""
     missing = sorted(set(stimulus_ids) - set(stimulus_set["stimulus_id"].values))
     if missing:
-        raise ValueError(f"{identifier}: {len(missing)} stimulus ids of the assembly are not in its stimulus set "
-                         f"(e.g. {missing[:3]}); the assembly and the StimulusSet do not belong together")
+        raise InvalidTargetError(f"{identifier}: {len(missing)} stimulus ids of the assembly are not in its stimulus "
+                                 f"set (e.g. {missing[:3]}); the assembly and the StimulusSet do not belong together")
 
 
 # Brain-Score's ``Split.Defaults`` (and ``CrossRegressedCorrelation``'s train_size), so that a local assembly is split
@@ -80,14 +106,14 @@ def _average_time_bins(assembly, time_bin: tuple[float, float] | None, identifie
         return assembly.squeeze("time_bin")
     start, end = time_bin or DEFAULT_TIME_WINDOW
     if not (_has_coord(assembly, "time_bin_start") and _has_coord(assembly, "time_bin_end")):
-        raise ValueError(f"{identifier}: its time bins have no time_bin_start / time_bin_end coordinates (ms); "
-                         f"add them to select the bins within {start}-{end} ms")
+        raise InvalidTargetError(f"{identifier}: its time bins have no time_bin_start / time_bin_end coordinates "
+                                 f"(ms); add them to select the bins within {start}-{end} ms")
     starts, ends = assembly["time_bin_start"].values, assembly["time_bin_end"].values
     inside = (starts >= start) & (ends <= end)
     if not inside.any():
         bins = ", ".join(f"{s}-{e}" for s, e in zip(starts, ends))
-        raise ValueError(f"{identifier}: no time bin lies within {start}-{end} ms (its bins: {bins} ms); pass "
-                         f"time_bin=(start, end) spanning at least one")
+        raise InvalidTargetError(f"{identifier}: no time bin lies within {start}-{end} ms (its bins: {bins} ms); "
+                                 f"pass time_bin=(start, end) spanning at least one")
     return assembly.isel(time_bin=np.flatnonzero(inside)).mean("time_bin", keep_attrs=True)
 
 
@@ -108,15 +134,16 @@ def _split_rows(split, assembly, identifier: str) -> list:
     split coordinate has the values of each split (as its ``subset`` selects them)."""
     coord, stratification, n_splits = brainscore_internals.split_settings(split)
     if stratification and not _has_coord(assembly, stratification):
-        raise ValueError(f"{identifier}: the splits are stratified by {stratification!r}, which the assembly lacks; "
-                         f"add it as a presentation coordinate, or pass stratification_coord=None to split without")
+        raise InvalidTargetError(f"{identifier}: the splits are stratified by {stratification!r}, which the "
+                                 f"assembly lacks; add it as a presentation coordinate, or pass "
+                                 f"stratification_coord=None to split without")
     if len(assembly[coord]) < n_splits:
-        raise ValueError(f"{identifier}: {len(assembly[coord])} stimuli are fewer than the {n_splits} "
-                         f"cross-validation splits")
+        raise InvalidTargetError(f"{identifier}: {len(assembly[coord])} stimuli are fewer than the {n_splits} "
+                                 f"cross-validation splits")
     try:
         values, splits = split.build_splits(assembly)
     except ValueError as error:
-        raise ValueError(f"{identifier}: Brain-Score cannot split it: {error}") from error
+        raise InvalidTargetError(f"{identifier}: Brain-Score cannot split it: {error}") from error
     values, rows = np.asarray(values.values), assembly[coord].values
     return [(np.flatnonzero(np.isin(rows, values[train])), np.flatnonzero(np.isin(rows, values[test])))
             for train, test in splits]
@@ -130,7 +157,7 @@ def _target(assembly, region: str, split, ceiling: float | None, identifier: str
 
     stimulus_set = assembly.attrs.get("stimulus_set")
     if stimulus_set is None:
-        raise ValueError(f"{identifier}: the assembly has no attrs['stimulus_set']; attach its StimulusSet")
+        raise InvalidTargetError(f"{identifier}: the assembly has no attrs['stimulus_set']; attach its StimulusSet")
     assembly = _average_time_bins(assembly, time_bin, identifier)
     if ceiling is None:
         if _has_coord(assembly, "repetition") and len(np.unique(assembly["repetition"])) > 1:
@@ -169,11 +196,16 @@ def from_assembly(assembly, region: str, ceiling: float | None = None, identifie
     (default :data:`DEFAULT_TIME_WINDOW`), and a given ``time_bin`` always applies. Repetitions (a ``repetition``
     coordinate) are averaged; without an explicit ``ceiling`` it is Brain-Score's split-half internal consistency
     over repetitions (1.0, with a warning, when there are none).
+
+    Raises:
+        InvalidTargetError: no attached stimulus set, stimulus ids missing from it, no usable time bin, fewer
+            stimuli than splits, a missing stratification coordinate, only NaN or constant neuroids, or
+            ``kfold=True`` with another ``train_size``.
     """
     from brainscore_vision.metric_helpers.transformations import Split
 
     if kfold and train_size != TRAIN_SIZE:
-        raise ValueError(f"kfold=True splits into {splits} equal folds; leave train_size at {TRAIN_SIZE}")
+        raise InvalidTargetError(f"kfold=True splits into {splits} equal folds; leave train_size at {TRAIN_SIZE}")
     split = Split(splits=splits, train_size=train_size, stratification_coord=stratification_coord, kfold=kfold,
                   random_state=random_state)
     return _target(assembly, region, split, ceiling, identifier or f"{region}-assembly", n_components, time_bin,
@@ -182,10 +214,15 @@ def from_assembly(assembly, region: str, ceiling: float | None = None, identifie
 
 def from_benchmark(benchmark, region: str | None = None, model_visual_degrees: int = 8) -> RegionTarget:
     """A target from a ``NeuralBenchmark`` object or identifier: its assembly, ceiling, PLS size and its metric's own
-    ``Split`` (seed, folds, stratification, split coordinate), so the splits are those its PLS metric uses."""
+    ``Split`` (seed, folds, stratification, split coordinate), so the splits are those its PLS metric uses.
+
+    Raises:
+        BenchmarkUnavailableError: an identifier that cannot be loaded (no plugin, data not cached nor reachable).
+        InvalidTargetError: not a cross-validated PLS benchmark, or its data cannot make a target
+            (:func:`from_assembly`).
+    """
     if isinstance(benchmark, str):
-        from brainscore_vision import load_benchmark
-        benchmark = load_benchmark(benchmark)
+        benchmark = brainscore_internals.load_benchmark(benchmark)
     assembly, visual_degrees, n_components, split = brainscore_internals.neural_benchmark_parts(benchmark)
     return _target(assembly, region or benchmark.region, split, float(benchmark.ceiling), benchmark.identifier,
                    n_components, None, visual_degrees, model_visual_degrees)
@@ -193,7 +230,12 @@ def from_benchmark(benchmark, region: str | None = None, model_visual_degrees: i
 
 def stimulus_set_from_csv(stimuli_csv: str | Path):
     """A ``StimulusSet`` from a table with columns ``stimulus_id``, ``filename`` (relative to the CSV's folder) and
-    any other metadata (``object_name``, ``image_label``, ...)."""
+    any other metadata (``object_name``, ``image_label``, ...).
+
+    Raises:
+        InvalidTargetError: a column is missing.
+        FileNotFoundError: a listed image file does not exist.
+    """
     import pandas as pd
     from brainscore_core.supported_data_standards.brainio.stimuli import StimulusSet
 
@@ -201,7 +243,7 @@ def stimulus_set_from_csv(stimuli_csv: str | Path):
     table = pd.read_csv(stimuli_csv)
     for column in ("stimulus_id", "filename"):
         if column not in table:
-            raise ValueError(f"{stimuli_csv} has no column {column!r} (needs stimulus_id, filename)")
+            raise InvalidTargetError(f"{stimuli_csv} has no column {column!r} (needs stimulus_id, filename)")
     stimulus_set = StimulusSet(table.drop(columns="filename"))
     stimulus_set.stimulus_paths = {sid: str(stimuli_csv.parent / name)
                                    for sid, name in zip(table["stimulus_id"], table["filename"])}
@@ -226,6 +268,10 @@ def from_files(assembly_path: str | Path, stimuli_csv: str | Path, region: str,
     ``stratification_coord="auto"`` stratifies the splits by ``object_name`` where the assembly has it and otherwise
     splits without stratification, with a warning; other keywords (``time_bin``, ``random_state``, ...) are those of
     :func:`from_assembly`.
+
+    Raises:
+        InvalidTargetError: as :func:`from_assembly`, or a CSV without its columns.
+        FileNotFoundError: a missing assembly or image file.
     """
     import xarray as xr
     from brainscore_core.supported_data_standards.brainio.assemblies import NeuroidAssembly

@@ -34,7 +34,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from brainscore_plugins import architectures  # noqa: E402
-from brainscore_plugins.catalog import write_rows  # noqa: E402
+from catalog_tools import output_argument, write_rows  # noqa: E402
+from spvvs_ids import arch_and_method, checkpoint_format, commitment_key  # noqa: E402
 
 FAMILY = "spvvs"
 DATASET_CLASSES = {"imagenet": 1000, "ecoset": 565, "imagenet21kP": 10450, "webvisionP": 4186,
@@ -147,7 +148,7 @@ def build_rows(reference: Path) -> list[dict]:
     rows = []
     for row in sorted(checkpoints, key=lambda r: (r["model_id"], int(r["epoch"]))):
         model_id, epoch = row["model_id"], int(row["epoch"])
-        arch, method = architectures.arch_and_method(model_id, row["arch"])
+        arch, method = arch_and_method(model_id, row["arch"])
         dataset, samples, seed = parse_model_id(model_id)
         config = load_config(cfg_dir, config_path(arch, method, cfg_dir))
         n_params = published.get(model_id, {}).get("n_params", "")
@@ -155,7 +156,7 @@ def build_rows(reference: Path) -> list[dict]:
             commitment, source = None, "architecture-rule:CORnet-S anatomical commitment"
             regions = CORNET_COMMITMENT
         else:
-            key = architectures.commitment_key(arch, method)
+            key = commitment_key(arch, method)
             commitment, source = pick_commitment(
                 commitments, [key, *fallback_keys(arch, commitments)], data_prefix(key, method, dataset),
                 samples, seed, is_plain_run(model_id))
@@ -167,11 +168,14 @@ def build_rows(reference: Path) -> list[dict]:
             "epoch": epoch,
             "latest": int(epoch == last_epoch[model_id]),
             "arch": arch,
-            "method": method,
+            "training_method": method,
+            "checkpoint_format": checkpoint_format(method),
             "dataset": dataset,
             "num_classes": num_classes(dataset),
             "weights_key": "model_ema_state_dict" if ("convnext" in arch or "deit" in arch) else "model",
             "url": row["checkpoint_url"],
+            "hf_repo": "",
+            "weights_file": row["checkpoint_url"].split("/checkpoints/", 1)[1],
             "sha256": "",
             "resize": int(config.get("val_resize_size", 256)),
             "crop": int(config.get("val_crop_size", 224)),
@@ -189,9 +193,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reference", type=Path,
                         default=ROOT.parent / "shared" / "reference" / "scaling_primate_vvs")
+    output_argument(parser)
     args = parser.parse_args()
     rows = build_rows(args.reference)
-    out = write_rows(FAMILY, rows)
+    out = write_rows(FAMILY, rows, args.output)
     print(f"{out}: {len(rows)} checkpoints of {len({r['model_id'] for r in rows})} model ids")
 
 

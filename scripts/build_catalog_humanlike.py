@@ -16,15 +16,14 @@ and readout columns stay empty (``brainscore-plugins commit <identifier>`` compu
 """
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
-
-from huggingface_hub import hf_hub_url
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from brainscore_plugins.architectures import humanlike  # noqa: E402
-from brainscore_plugins.catalog import write_rows  # noqa: E402
+from catalog_tools import output_argument, write_rows  # noqa: E402
 
 FAMILY = "hlvit"
 REPO_ID = "eminorhan/humanlike-vits"
@@ -53,11 +52,14 @@ def build_rows() -> list[dict]:
                 "epoch": "",
                 "latest": 1,
                 "arch": x,
-                "method": "mae-finetuned" if finetuned else "mae",
+                "training_method": "mae-finetuned" if finetuned else "mae",
+                "checkpoint_format": "mae-finetune" if finetuned else "mae-pretrain",
                 "dataset": f"humanlike-video-{y}",
                 "num_classes": 1000 if finetuned else 0,
                 "weights_key": "model",
-                "url": hf_hub_url(REPO_ID, filename),
+                "url": "",
+                "hf_repo": REPO_ID,
+                "weights_file": filename,
                 "sha256": "",
                 "resize": size + 32,
                 "crop": size,
@@ -71,8 +73,10 @@ def build_rows() -> list[dict]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    output_argument(parser)
     rows = build_rows()
-    out = write_rows(FAMILY, rows)
+    out = write_rows(FAMILY, rows, parser.parse_args().output)
     print(f"{out}: {len(rows)} models ({len(model_ids())} ids, pretrained and finetuned)")
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))  # the catalog generators' helpers (spvvs_ids, catalog_tools)
 
 
 @pytest.fixture(scope="session")
@@ -19,9 +20,9 @@ def reference_dir() -> Path:
 @pytest.fixture(scope="session")
 def offline_env(tmp_path_factory) -> dict:
     """Environment for subprocesses and in-process loads: a forged-weights mirror, an empty cache."""
-    from brainscore_plugins import hub
+    from brainscore_plugins import settings
     root = tmp_path_factory.mktemp("offline")
-    env = {hub.MIRROR_ENV: str(root / "mirror"), hub.CACHE_ENV: str(root / "cache"),
+    env = {settings.MIRROR: str(root / "mirror"), settings.CACHE: str(root / "cache"),
            "BS_INSTALL_DEPENDENCIES": "no", "RESULTCACHING_DISABLE": "1",
            "RESULTCACHING_HOME": str(root / "result_caching")}
     return env

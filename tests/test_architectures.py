@@ -11,6 +11,7 @@ import json
 import pytest
 import torch
 
+import spvvs_ids
 from brainscore_plugins import architectures as A
 
 
@@ -42,7 +43,7 @@ def _count(arch: str) -> int:
 def test_every_catalog_arch_is_buildable(reference_dir):
     problems = {}
     for model_id, cell in _catalog(reference_dir).items():
-        arch, method = A.arch_and_method(model_id, cell)
+        arch, method = spvvs_ids.arch_and_method(model_id, cell)
         reason = A.unsupported_reason(arch, method)
         if reason:
             problems[model_id] = reason
@@ -55,7 +56,7 @@ def test_parameter_counts_match_published(reference_dir):
     assert len(rows) >= 700
     mismatches = {}
     for model_id, n_params in rows:
-        arch, _ = A.arch_and_method(model_id, catalog[model_id])
+        arch, _ = spvvs_ids.arch_and_method(model_id, catalog[model_id])
         got = _count(arch)
         if got != n_params:
             mismatches[model_id] = (arch, got, n_params)
@@ -75,14 +76,14 @@ def _commitment_arch(key: str, catalog_archs: set[str]) -> tuple[str, str] | Non
 
 def test_commitment_layers_exist(reference_dir):
     catalog = _catalog(reference_dir)
-    archs = {A.arch_and_method(m, c)[0] for m, c in catalog.items()}
+    archs = {spvvs_ids.arch_and_method(m, c)[0] for m, c in catalog.items()}
     commitments = json.loads((reference_dir / "commitments.json").read_text())
     checked, missing = 0, {}
     for key, per_dataset in commitments.items():
         mapped = _commitment_arch(key, archs)
         if mapped is None:
             continue
-        assert A.commitment_key(*mapped) == key
+        assert spvvs_ids.commitment_key(*mapped) == key
         names = dict(_meta(*mapped).named_modules())
         for dataset, per_seed in per_dataset.items():
             for seed, commitment in per_seed.items():
@@ -103,23 +104,23 @@ def test_cornet_layers_exist():
 
 
 def test_fallback_commitment_keys():
-    assert A.commitment_key("resnet34", "simclr") == "ResNet34"
-    assert A.commitment_key("resnet18", "adversarial") == "ResNet18"
-    assert A.commitment_key("resnetflexfilters-f-1-16-20-3", "simclr") == "resnetflexfilters-f-1-16-20-3"
+    assert spvvs_ids.commitment_key("resnet34", "simclr") == "ResNet34"
+    assert spvvs_ids.commitment_key("resnet18", "adversarial") == "ResNet18"
+    assert spvvs_ids.commitment_key("resnetflexfilters-f-1-16-20-3", "simclr") == "resnetflexfilters-f-1-16-20-3"
     names = dict(_meta("resnet34", "simclr").named_modules())
     assert "layer4.2.relu" in names and "backbone.layer4.2.relu" in names
 
 
 def test_arch_and_method_for_empty_cells():
-    assert A.arch_and_method("resnet18-adam-00001_imagenet_full", "") == ("resnet18-adam-00001", "supervised")
-    assert A.arch_and_method("simclr_resnetflexfilters-f-1-16-20-3_imagenet_full_seed-0", "") == (
+    assert spvvs_ids.arch_and_method("resnet18-adam-00001_imagenet_full", "") == ("resnet18-adam-00001", "supervised")
+    assert spvvs_ids.arch_and_method("simclr_resnetflexfilters-f-1-16-20-3_imagenet_full_seed-0", "") == (
         "resnetflexfilters-f-1-16-20-3", "simclr")
-    assert A.arch_and_method("adv_resnetflexfilters-f-1-16-20-0_imagenet_full_ffgsm_eps-1_alpha-125-ep10_seed-0",
+    assert spvvs_ids.arch_and_method("adv_resnetflexfilters-f-1-16-20-0_imagenet_full_ffgsm_eps-1_alpha-125-ep10_seed-0",
                              "") == ("resnetflexfilters-f-1-16-20-0", "adversarial")
-    assert A.arch_and_method("vit_b_16_imagenet_10_seed-0", "") == ("vit_b_16", "supervised")
-    assert A.arch_and_method("efficientnet_b1_ecoset_10_seed-10", "") == ("efficientnet_b1", "supervised")
-    assert A.arch_and_method("resnet34_imagenet21kP_full_seed-0-50ep", "") == ("resnet34", "supervised")
-    assert A.arch_and_method("dino_vit_small_imagenet_full_seed-0", "vit_small") == ("vit_small", "dino")
+    assert spvvs_ids.arch_and_method("vit_b_16_imagenet_10_seed-0", "") == ("vit_b_16", "supervised")
+    assert spvvs_ids.arch_and_method("efficientnet_b1_ecoset_10_seed-10", "") == ("efficientnet_b1", "supervised")
+    assert spvvs_ids.arch_and_method("resnet34_imagenet21kP_full_seed-0-50ep", "") == ("resnet34", "supervised")
+    assert spvvs_ids.arch_and_method("dino_vit_small_imagenet_full_seed-0", "vit_small") == ("vit_small", "dino")
 
 
 def test_unsupported_reasons():

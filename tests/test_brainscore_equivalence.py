@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from brainscore_plugins import catalog, factory, forge, hub
+from brainscore_plugins import catalog, factory, forge, settings
 from brainscore_plugins.preprocessing import TRAINING_CONFIG
 
 # one per family: ResNet, EfficientNet, ConvNeXt (EMA weights), DeiT (EMA weights); all also registered by
@@ -65,12 +65,9 @@ def _brainscore_activations(model_id: str, checkpoint: dict, entry, images, laye
 @pytest.mark.parametrize("model_id", PEERS)
 def test_same_activations_as_brainscores_own_plugin(model_id, images, offline, linked, tmp_path):
     import brainscore_vision
-    from brainscore_plugins import architectures
-
     entry = catalog.resolve(model_id)
-    checkpoint = forge.composer_checkpoint(forge.forged_state_dict(entry), entry.weights_key,
-                                           prefix=architectures.checkpoint_prefix(entry.method))
-    forge.save_atomically(checkpoint, Path(offline[hub.MIRROR_ENV]) / entry.relative_path)
+    checkpoint = forge.forged_checkpoint(entry)
+    forge.save_atomically(checkpoint, Path(offline[settings.MIRROR]) / entry.weights_file)
     ours = brainscore_vision.load_model(f"spvvs_{model_id}")
     layers = list(dict.fromkeys([*entry.layers, *ours.layer_model.region_layer_map.values()]))
     theirs = _brainscore_activations(model_id, checkpoint, entry, images, layers, tmp_path, offline)
@@ -88,7 +85,7 @@ def test_training_config_pipeline_is_an_option_with_its_own_identifier(images, o
     """The config-faithful pipeline (argument or environment variable) gives other pixels under another activations
     identifier, so Brain-Score's activation caches never mix the two."""
     name = "spvvs_resnet18_imagenet_full"
-    forge.forge_into_mirror(name, offline[hub.MIRROR_ENV])
+    forge.forge_into_mirror(name, offline[settings.MIRROR])
     default = factory.activations_model(name)
     config = factory.activations_model(name, preprocessing=TRAINING_CONFIG)
     assert default.identifier == name

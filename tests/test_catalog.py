@@ -1,11 +1,14 @@
 """The catalog as data: completeness against the published tables, the identifier scheme, resolution."""
 import csv
 import re
+import subprocess
+import sys
 from collections import Counter
 
 import pytest
 
-from brainscore_plugins import catalog
+from brainscore_plugins import catalog, errors, families
+from conftest import REPO
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +34,39 @@ def test_one_latest_checkpoint_per_model_and_it_is_the_highest_epoch():
         assert len(latest) == 1 and latest[0].epoch == max(r.epoch for r in rows), model_id
 
 
+def _expected_identifiers(family: families.Family) -> int:
+    """One per checkpoint, plus a bare (latest) identifier per model where checkpoints are per epoch."""
+    per_epoch = any(entry.epoch is not None for entry in catalog.entries(family.prefix))
+    return family.published["checkpoints"] + (family.published["models"] if per_epoch else 0)
+
+
+@pytest.mark.parametrize("prefix", sorted(families.all_families()))
+def test_each_family_catalogues_what_it_published(prefix):
+    family = families.get(prefix)
+    entries = catalog.entries(prefix)
+    assert len(entries) == family.published["checkpoints"]
+    assert len({entry.model_id for entry in entries}) == len(catalog.identifiers(prefix)) == family.published["models"]
+    identifiers = catalog.identifiers(prefix, checkpoints=True)
+    assert len(identifiers) == len(set(identifiers)) == _expected_identifiers(family)
+    assert all(identifier.startswith(prefix + "_") for identifier in identifiers)
+    assert {entry.checkpoint_format for entry in entries} <= set(family.formats)
+    assert all(bool(entry.url) != bool(entry.hf_repo) and entry.weights_file for entry in entries)
+
+
+@pytest.mark.parametrize("prefix", sorted(families.all_families()))
+def test_each_catalog_is_what_its_generator_script_writes(prefix, reference_dir, tmp_path):
+    family = families.get(prefix)
+    out = tmp_path / family.catalog
+    process = subprocess.run([sys.executable, str(REPO / family.generator), "--output", str(out)],
+                             capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert process.returncode == 0, process.stderr[-2000:]
+    assert out.read_bytes() == family.catalog_path.read_bytes(), f"run `python {family.generator}`"
+
+
 def test_identifier_scheme_is_unique_and_reversible():
-    identifiers = catalog.identifiers("spvvs", checkpoints=True)
-    assert len(identifiers) == len(set(identifiers)) == 811 + 10751
     everything = catalog.identifiers(checkpoints=True)  # all families
-    assert len(everything) == len(set(everything)) == 811 + 10751 + 156
+    assert len(everything) == len(set(everything)) == sum(map(_expected_identifiers,
+                                                              families.all_families().values()))
     for entry in catalog.entries("spvvs"):
         assert "." not in entry.model_id and "'" not in entry.model_id and '"' not in entry.model_id
         assert entry.identifier == f"spvvs_{entry.model_id}.ep{entry.epoch}"
@@ -63,10 +94,10 @@ def test_resolve_accepts_identifiers_and_study_aliases():
 
 
 def test_unknown_identifier_suggests_close_matches():
-    with pytest.raises(catalog.UnknownModelError) as error:
+    with pytest.raises(errors.ModelNotFoundError) as error:
         catalog.resolve("spvvs_resnet18_imagenet_ful")
     assert "spvvs_resnet18_imagenet_full" in str(error.value) and "Did you mean" in str(error.value)
-    with pytest.raises(catalog.UnknownModelError, match="Unknown family"):
+    with pytest.raises(errors.ModelNotFoundError, match="Unknown model family"):
         catalog.entries("nope")
 
 
@@ -97,7 +128,7 @@ def test_every_committed_layer_exists_in_the_built_model():
     needed = {}
     for entry in catalog.entries("spvvs"):
         assert entry.region_layer_map.keys() == {"V1", "V2", "V4", "IT"} and entry.readout, entry.identifier
-        needed.setdefault((entry.arch, entry.method), set()).update(entry.layers)
+        needed.setdefault((entry.arch, entry.training_method), set()).update(entry.layers)
     missing = {}
     for (arch, method), layers in needed.items():
         with torch.device("meta"):

@@ -5,7 +5,8 @@ import shutil
 import pytest
 import torch
 
-from brainscore_plugins import checkpoint, forge
+from brainscore_plugins import checkpoint, errors
+from brainscore_plugins.families import spvvs
 
 
 class _RunsCodeOnLoad:
@@ -33,7 +34,7 @@ def _tiny():
 
 def test_unknown_training_objects_become_inert_placeholders(tmp_path):
     path = tmp_path / "ep1.pt"
-    torch.save(forge.composer_checkpoint(_tiny().state_dict(), "model"), path)
+    torch.save(spvvs.composer_checkpoint(_tiny().state_dict(), "model"), path)
     loaded = checkpoint.safe_load(path)
     assert isinstance(loaded["state"]["timestamp"], checkpoint.Placeholder)  # argparse.Namespace, not trusted
     assert torch.equal(loaded["state"]["model"]["module.0.weight"], _tiny().state_dict()["0.weight"])
@@ -56,31 +57,31 @@ def test_pickle_calling_a_blocked_module_is_refused(tmp_path):
     marker = tmp_path / "created-by-system"
     path = tmp_path / "evil.pt"
     torch.save({"state": {"model": {}}, "x": _CallsSystem(f"touch {marker}")}, path)
-    with pytest.raises(checkpoint.CheckpointError, match="would run code"):
+    with pytest.raises(errors.CheckpointInvalidError, match="would run code"):
         checkpoint.safe_load(path)
     assert not marker.exists()
 
 
 def test_truncated_file_is_a_clear_error(tmp_path):
     path = tmp_path / "ep1.pt"
-    torch.save(forge.composer_checkpoint(_tiny().state_dict(), "model"), path)
+    torch.save(spvvs.composer_checkpoint(_tiny().state_dict(), "model"), path)
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    with pytest.raises(checkpoint.CheckpointError, match="truncated or corrupted"):
+    with pytest.raises(errors.CheckpointInvalidError, match="truncated or corrupted"):
         checkpoint.safe_load(path)
 
 
 def test_extract_unwraps_composer_nesting_and_prefers_the_requested_copy():
     weights = _tiny().state_dict()
-    ema = forge.composer_checkpoint(weights, "model_ema_state_dict")
+    ema = spvvs.composer_checkpoint(weights, "model_ema_state_dict")
     extracted = checkpoint.extract_state_dict(ema, "model_ema_state_dict")
     assert set(extracted) == set(weights) and torch.equal(extracted["0.weight"], weights["0.weight"])
     assert not torch.equal(checkpoint.extract_state_dict(ema, "model")["0.weight"], weights["0.weight"])
 
 
 def test_wrong_nesting_lists_what_is_there():
-    with pytest.raises(checkpoint.CheckpointError, match=r"checkpoint\['state'\]\['model'\].*top-level keys"):
+    with pytest.raises(errors.CheckpointInvalidError, match=r"checkpoint\['state'\]\['model'\].*top-level keys"):
         checkpoint.extract_state_dict({"model": _tiny().state_dict()}, "model")
-    with pytest.raises(checkpoint.CheckpointError, match="state keys"):
+    with pytest.raises(errors.CheckpointInvalidError, match="state keys"):
         checkpoint.extract_state_dict({"state": {"model_ema_state_dict": {}}}, "model")
 
 
@@ -89,7 +90,7 @@ def test_strict_load_lists_missing_unexpected_and_shape_mismatches():
     state = {k: v.clone() for k, v in model.state_dict().items()}
     state["extra.weight"] = state.pop("1.weight")
     state["0.bias"] = torch.zeros(5)
-    with pytest.raises(checkpoint.CheckpointError) as error:
+    with pytest.raises(errors.CheckpointInvalidError) as error:
         checkpoint.load_strict(model, state)
     message = str(error.value)
     assert "Missing keys: 1.weight" in message and "Unexpected keys: extra.weight" in message

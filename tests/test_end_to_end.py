@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from brainscore_plugins import catalog, checkpoint, factory, forge, hub, synthetic
+from brainscore_plugins import catalog, errors, factory, forge, settings, synthetic
+from brainscore_plugins.families import spvvs
 from conftest import run_python
 
 # one identifier per family of checkpoints that the tests forge in the exact published layout
@@ -27,9 +28,9 @@ import json, sys
 import numpy as np, torch
 import brainscore_vision
 from brainscore_vision.model_helpers.brain_transformation import ModelCommitment
-from brainscore_plugins import catalog, factory, synthetic, hub
+from brainscore_plugins import catalog, errors, factory, settings, synthetic
 
-stimuli = synthetic.stimulus_set(hub.cache_dir() / "stimuli", n_per_object=1, size=64)
+stimuli = synthetic.stimulus_set(settings.cache_dir() / "stimuli", n_per_object=1, size=64)
 results = {}
 for identifier in sys.argv[1:] or %r:
     model = brainscore_vision.load_model(identifier)
@@ -61,7 +62,7 @@ print("RESULT" + json.dumps(results))
 @pytest.fixture(scope="module")
 def forged_mirror(offline_env):
     for identifier in FORGED:
-        forge.forge_into_mirror(identifier, offline_env[hub.MIRROR_ENV])
+        forge.forge_into_mirror(identifier, offline_env[settings.MIRROR])
     return offline_env
 
 
@@ -100,20 +101,20 @@ def test_score_runs_through_brainscore(forged_mirror, linked):
 
 def test_corrupted_mirror_file_is_caught_by_its_recorded_hash(forged_mirror, offline):
     identifier = "spvvs_resnet18_imagenet_full.ep1"
-    path = forge.forge_into_mirror(identifier, offline[hub.MIRROR_ENV], seed=3)
+    path = forge.forge_into_mirror(identifier, offline[settings.MIRROR], seed=3)
     factory.create_model(identifier)  # first use records the hash
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
-    with pytest.raises(hub.ChecksumMismatchError, match="corrupted"):
+    with pytest.raises(errors.ChecksumMismatchError, match="corrupted"):
         factory.create_model(identifier)
 
 
 def test_truncated_checkpoint_is_a_clear_error(offline):
     identifier = "spvvs_resnet18_imagenet_full.ep2"
-    path = forge.forge_into_mirror(identifier, offline[hub.MIRROR_ENV])
+    path = forge.forge_into_mirror(identifier, offline[settings.MIRROR])
     path.write_bytes(path.read_bytes()[:100_000])
-    with pytest.raises(checkpoint.CheckpointError, match="truncated or corrupted"):
+    with pytest.raises(errors.CheckpointInvalidError, match="truncated or corrupted"):
         factory.create_model(identifier)
 
 
@@ -121,31 +122,31 @@ def test_wrong_nesting_and_wrong_keys_are_clear_errors(offline):
     identifier = "spvvs_resnet18_imagenet_full.ep3"
     entry = catalog.resolve(identifier)
     weights = forge.forged_state_dict(entry)
-    forge.save_atomically(weights, Path(offline[hub.MIRROR_ENV]) / entry.relative_path)  # flat, not nested
-    with pytest.raises(checkpoint.CheckpointError, match=r"checkpoint\['state'\]\['model'\]"):
+    forge.save_atomically(weights, Path(offline[settings.MIRROR]) / entry.weights_file)  # flat, not nested
+    with pytest.raises(errors.CheckpointInvalidError, match=r"checkpoint\['state'\]\['model'\]"):
         factory.create_model(identifier)
     identifier = "spvvs_resnet18_imagenet_full.ep4"
     entry = catalog.resolve(identifier)
     weights = forge.forged_state_dict(entry)
     weights["fc.weights"] = weights.pop("fc.weight")
-    forge.save_atomically(forge.composer_checkpoint(weights, "model"),
-                          Path(offline[hub.MIRROR_ENV]) / entry.relative_path)
-    with pytest.raises(checkpoint.CheckpointError, match="Missing keys: fc.weight.*Unexpected keys: fc.weights"):
+    forge.save_atomically(spvvs.composer_checkpoint(weights, "model"),
+                          Path(offline[settings.MIRROR]) / entry.weights_file)
+    with pytest.raises(errors.CheckpointInvalidError, match="Missing keys: fc.weight.*Unexpected keys: fc.weights"):
         factory.create_model(identifier)
 
 
 def test_offline_without_mirror_is_a_clear_error_and_leaves_nothing(offline, monkeypatch):
-    monkeypatch.delenv(hub.MIRROR_ENV)
+    monkeypatch.delenv(settings.MIRROR)
     entry = catalog.resolve("spvvs_resnet50_imagenet_full")
-    with pytest.raises(hub.WeightsUnavailableError) as error:
+    with pytest.raises(errors.WeightsUnavailableError) as error:
         factory.create_model(entry.identifier)
-    assert entry.url in str(error.value) and hub.MIRROR_ENV in str(error.value)
-    assert not (hub.cache_dir() / entry.relative_path).exists()
+    assert entry.url in str(error.value) and settings.MIRROR in str(error.value)
+    assert not (settings.cache_dir() / entry.weights_file).exists()
 
 
 def test_missing_layer_is_named(offline):
     from brainscore_vision.model_helpers.activations.pytorch import PytorchWrapper
-    forge.forge_into_mirror("spvvs_resnet18_imagenet_full.ep5", offline[hub.MIRROR_ENV])
+    forge.forge_into_mirror("spvvs_resnet18_imagenet_full.ep5", offline[settings.MIRROR])
     wrapper = factory.activations_model("spvvs_resnet18_imagenet_full.ep5")
     assert isinstance(wrapper, PytorchWrapper)
     with pytest.raises(AssertionError, match="layer9"):

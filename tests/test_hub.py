@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from brainscore_plugins import hub
+from brainscore_plugins import errors, hub, settings
 from region_commitment import atomic
 
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
@@ -65,8 +65,8 @@ def server(tmp_path):
 
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv(hub.CACHE_ENV, str(tmp_path / "cache"))
-    monkeypatch.delenv(hub.MIRROR_ENV, raising=False)
+    monkeypatch.setenv(settings.CACHE, str(tmp_path / "cache"))
+    monkeypatch.delenv(settings.MIRROR, raising=False)
     return tmp_path / "cache"
 
 
@@ -79,20 +79,20 @@ def test_download_is_cached_and_hash_recorded(server, isolated_cache):
 
 
 def test_published_hash_mismatch_is_refused(server):
-    with pytest.raises(hub.ChecksumMismatchError, match="sha256"):
+    with pytest.raises(errors.ChecksumMismatchError, match="sha256"):
         hub.fetch(server, "m/ep1.pt", sha256="0" * 64, progress=False)
 
 
 def test_corrupted_cache_file_is_detected_on_later_load(server):
     path = hub.fetch(server, "m/ep1.pt", progress=False)
     path.write_bytes(PAYLOAD[:-1] + b"\x00")
-    with pytest.raises(hub.ChecksumMismatchError, match="corrupted"):
+    with pytest.raises(errors.ChecksumMismatchError, match="corrupted"):
         hub.fetch(server, "m/ep1.pt", progress=False)
 
 
 def test_truncated_download_leaves_only_a_partial_file_and_resumes(server, isolated_cache):
     _Handler.truncate_at = 300_000
-    with pytest.raises(hub.WeightsUnavailableError, match="resume|Cannot download"):
+    with pytest.raises(errors.WeightsUnavailableError, match="resume|Cannot download"):
         hub.fetch(server, "m/ep1.pt", progress=False)
     assert not (isolated_cache / "m" / "ep1.pt").exists()
     partial = isolated_cache / "m" / "ep1.pt.partial"
@@ -131,9 +131,9 @@ def test_concurrent_downloads_fetch_once(server, isolated_cache, monkeypatch):
 
 def test_offline_without_mirror_names_url_and_variable(tmp_path):
     url = "http://127.0.0.1:9/checkpoints/m/ep1.pt"  # discard port: connection refused
-    with pytest.raises(hub.WeightsUnavailableError) as error:
+    with pytest.raises(errors.WeightsUnavailableError) as error:
         hub.fetch(url, "m/ep1.pt", progress=False)
-    assert url in str(error.value) and hub.MIRROR_ENV in str(error.value)
+    assert url in str(error.value) and settings.MIRROR in str(error.value)
     assert not list((tmp_path / "cache").rglob("ep1.pt"))
 
 
@@ -141,11 +141,11 @@ def test_mirror_is_used_and_verified(tmp_path, monkeypatch):
     mirror = tmp_path / "mirror"
     (mirror / "m").mkdir(parents=True)
     (mirror / "m" / "ep1.pt").write_bytes(PAYLOAD)
-    monkeypatch.setenv(hub.MIRROR_ENV, str(mirror))
+    monkeypatch.setenv(settings.MIRROR, str(mirror))
     url = "http://127.0.0.1:9/checkpoints/m/ep1.pt"
     assert hub.fetch(url, "m/ep1.pt", progress=False) == mirror / "m" / "ep1.pt"
     (mirror / "m" / "ep1.pt").write_bytes(PAYLOAD[:1000])  # mirror copy replaced by a broken one
-    with pytest.raises(hub.ChecksumMismatchError):
+    with pytest.raises(errors.ChecksumMismatchError):
         hub.fetch(url, "m/ep1.pt", progress=False)
 
 

@@ -14,7 +14,7 @@ import torch
 
 from brainscore_plugins import architectures as A
 from brainscore_plugins import candidates
-from brainscore_plugins import catalog, checkpoint, factory, forge, hub
+from brainscore_plugins import catalog, checkpoint, errors, factory, families, forge, hub, settings
 from brainscore_plugins.architectures import humanlike as H
 from conftest import REPO
 
@@ -37,14 +37,14 @@ TIMM_PATCH16 = {"vits14": ("vit_small_patch16_224", 21_665_664), "vitb14": ("vit
 def test_catalog_is_the_documented_grid_and_in_sync_with_its_script():
     entries = catalog.entries("hlvit")
     assert len(entries) == 156 and len({e.identifier for e in entries}) == 156
-    ids = {e.model_id for e in entries if e.method == "mae"}
+    ids = {e.model_id for e in entries if e.training_method == "mae"}
     assert len(ids) == 78
-    assert {e.model_id for e in entries if e.method == "mae-finetuned"} == {f"{i}-finetuned" for i in ids}
+    assert {e.model_id for e in entries if e.training_method == "mae-finetuned"} == {f"{i}-finetuned" for i in ids}
     assert "vith14@476_1.0_1" in ids and "vits14_0.0001_3" in ids and "vits14_1.0_2" not in ids
     spec = importlib.util.spec_from_file_location("bch", REPO / "scripts" / "build_catalog_humanlike.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    with open(catalog.DATA_DIR / "humanlike_vits.csv", newline="") as f:
+    with open(families.get("hlvit").catalog_path, newline="") as f:
         on_disk = list(csv.DictReader(f))
     assert on_disk == [{k: str(v) for k, v in row.items()} for row in script.build_rows()]
 
@@ -55,8 +55,12 @@ def test_identifiers_are_safe_file_names_and_resolve():
                             identifier), identifier
     entry = catalog.resolve("vith14@476_1.0_1-finetuned")  # the repository's id is an alias
     assert entry.identifier == "hlvit_vith14@476_1.0_1-finetuned" and entry.epoch is None
-    assert entry.hf_repo == ("eminorhan/humanlike-vits", "finetuned_vith14@476/vith14@476_1.0_1.pth")
-    assert catalog.resolve("hlvit_vitb14_0.1_2").hf_repo == ("eminorhan/humanlike-vits", "vitb14/vitb14_0.1_2.pth")
+    assert (entry.hf_repo, entry.weights_file, entry.url) == (
+        "eminorhan/humanlike-vits", "finetuned_vith14@476/vith14@476_1.0_1.pth", "")
+    assert (entry.training_method, entry.checkpoint_format) == ("mae-finetuned", "mae-finetune")
+    other = catalog.resolve("hlvit_vitb14_0.1_2")
+    assert (other.hf_repo, other.weights_file, other.checkpoint_format) == (
+        "eminorhan/humanlike-vits", "vitb14/vitb14_0.1_2.pth", "mae-pretrain")
     assert (entry.resize, entry.crop, entry.interpolation) == (508, 476, "bicubic")
     assert (catalog.resolve(PRE).resize, catalog.resolve(PRE).crop) == (256, 224)
     assert (catalog.resolve("hlvit_vith14@448_0.01_1").resize, catalog.resolve("hlvit_vith14@448_0.01_1").crop) \
@@ -69,7 +73,7 @@ def test_identifiers_are_safe_file_names_and_resolve():
                                               ("hlvit_vitl14_1.0_2", "hlvit_vitl14_1.0_1"),      # no seed 2 at 1.0
                                               ("vith14@476_0.01_4", "vith14@476_0.01_1")])       # unknown seed
 def test_bad_identifiers_get_suggestions(name, suggestion):
-    with pytest.raises(catalog.UnknownModelError) as error:
+    with pytest.raises(errors.ModelNotFoundError) as error:
         catalog.resolve(name)
     assert "Did you mean" in str(error.value) and suggestion in str(error.value)
 
@@ -115,9 +119,10 @@ def test_vith14_equals_timm_mae_vit_huge_and_grids():
 
 
 def test_candidate_layers_and_class_token_readout():
-    layers = candidates.candidate_layers("vits14")
+    layers = candidates.candidate_layers(catalog.resolve("hlvit_vits14_1.0_1"))
     assert layers == [f"blocks.{i}" for i in range(12)] + ["norm", "fc_norm"]
-    assert candidates.candidate_layers("vith14@476")[-3:] == ["blocks.31", "norm", "fc_norm"]
+    assert candidates.candidate_layers(catalog.resolve("hlvit_vith14@476_1.0_1"))[-3:] == ["blocks.31", "norm",
+                                                                                          "fc_norm"]
     torch.manual_seed(0)
     model = A.build("vits14", 1000, "mae-finetuned").eval()
     out = {}
@@ -126,7 +131,8 @@ def test_candidate_layers_and_class_token_readout():
     with torch.no_grad():
         model(torch.randn(2, 3, 224, 224))
     assert out["norm"].shape == (2, 257, 384) and torch.equal(out["fc_norm"], out["norm"][:, 0])
-    assert candidates.candidate_layers("resnet18")[:2] == ["layer1.0", "layer1.1"]  # other networks: block-output rule
+    # other families: the block-output rule
+    assert candidates.candidate_layers(catalog.resolve("spvvs_resnet18_imagenet_full"))[:2] == ["layer1.0", "layer1.1"]
 
 
 # ---------------------------------------------------------------- checkpoints
@@ -141,8 +147,8 @@ def mirror(tmp_path_factory):
 
 @pytest.fixture
 def env(mirror, tmp_path, monkeypatch):
-    monkeypatch.setenv(hub.MIRROR_ENV, str(mirror))
-    monkeypatch.setenv(hub.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(settings.MIRROR, str(mirror))
+    monkeypatch.setenv(settings.CACHE, str(tmp_path / "cache"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     return tmp_path
@@ -181,13 +187,13 @@ def _rewrite(mirror, tmp_path, filename, change) -> Path:
 
 def test_missing_or_unexpected_encoder_key_is_named(env, mirror, tmp_path, monkeypatch):
     bad = _rewrite(mirror, tmp_path, "vits14/vits14_1.0_1.pth", lambda sd: sd.pop("blocks.3.attn.qkv.weight"))
-    monkeypatch.setenv(hub.MIRROR_ENV, str(bad))
-    with pytest.raises(checkpoint.CheckpointError, match=r"Missing keys: blocks\.3\.attn\.qkv\.weight"):
+    monkeypatch.setenv(settings.MIRROR, str(bad))
+    with pytest.raises(errors.CheckpointInvalidError, match=r"Missing keys: blocks\.3\.attn\.qkv\.weight"):
         factory.create_model(PRE, progress=False)
     bad = _rewrite(mirror, tmp_path, "finetuned_vits14/vits14_1.0_1.pth",
                    lambda sd: sd.__setitem__("fc_norm.weight", torch.ones(384)))
-    monkeypatch.setenv(hub.MIRROR_ENV, str(bad))
-    with pytest.raises(checkpoint.CheckpointError, match=r"Unexpected keys: fc_norm\.weight"):
+    monkeypatch.setenv(settings.MIRROR, str(bad))
+    with pytest.raises(errors.CheckpointInvalidError, match=r"Unexpected keys: fc_norm\.weight"):
         factory.create_model(FT, progress=False)
 
 
@@ -196,31 +202,31 @@ def test_position_embedding_is_resampled_to_the_model_grid(env, mirror, tmp_path
     small = torch.randn(1, 8 * 8 + 1, 384)  # a checkpoint trained at 112 px
     bad = _rewrite(mirror, tmp_path, "finetuned_vits14/vits14_1.0_1.pth",
                    lambda sd: sd.__setitem__("pos_embed", small))
-    monkeypatch.setenv(hub.MIRROR_ENV, str(bad))
+    monkeypatch.setenv(settings.MIRROR, str(bad))
     model = factory.create_model(FT, progress=False)
     assert torch.equal(model.pos_embed, resample_abs_pos_embed(small, [16, 16], [8, 8], num_prefix_tokens=1))
     assert torch.equal(model.pos_embed[:, 0], small[:, 0])  # the class token's embedding is kept
     wrong_width = _rewrite(mirror, tmp_path / "w", "finetuned_vits14/vits14_1.0_1.pth",
                            lambda sd: sd.__setitem__("pos_embed", torch.randn(1, 65, 192)))
-    monkeypatch.setenv(hub.MIRROR_ENV, str(wrong_width))
-    monkeypatch.setenv(hub.CACHE_ENV, str(tmp_path / "cache2"))  # a different file: no recorded hash yet
-    with pytest.raises(checkpoint.CheckpointError, match="pos_embed"):
+    monkeypatch.setenv(settings.MIRROR, str(wrong_width))
+    monkeypatch.setenv(settings.CACHE, str(tmp_path / "cache2"))  # a different file: no recorded hash yet
+    with pytest.raises(errors.CheckpointInvalidError, match="pos_embed"):
         factory.create_model(FT, progress=False)
 
 
 # ---------------------------------------------------------------- weights: Hugging Face cache, offline
 
 def test_offline_and_not_cached_is_a_clear_error(env, monkeypatch):
-    monkeypatch.delenv(hub.MIRROR_ENV)
-    with pytest.raises(hub.WeightsUnavailableError) as error:
+    monkeypatch.delenv(settings.MIRROR)
+    with pytest.raises(errors.WeightsUnavailableError) as error:
         factory.create_model("hlvit_vith14@476_0.1_2", progress=False)
     message = str(error.value)
     assert "eminorhan/humanlike-vits" in message and "vith14@476/vith14@476_0.1_2.pth" in message
-    assert hub.MIRROR_ENV in message and "HF_HUB_OFFLINE" in message
+    assert settings.MIRROR in message and "HF_HUB_OFFLINE" in message
 
 
 def test_hugging_face_cache_is_used_offline_and_verified(env, mirror, monkeypatch):
-    monkeypatch.delenv(hub.MIRROR_ENV)
+    monkeypatch.delenv(settings.MIRROR)
     commit = "0123456789abcdef0123456789abcdef01234567"
     repo = env / "hf" / "models--eminorhan--humanlike-vits"
     (repo / "refs").mkdir(parents=True)
@@ -233,7 +239,7 @@ def test_hugging_face_cache_is_used_offline_and_verified(env, mirror, monkeypatc
     with open(cached, "r+b") as f:  # the cached file changes after its hash was recorded
         f.seek(1000)
         f.write(b"\x00" * 16)
-    with pytest.raises(hub.ChecksumMismatchError):
+    with pytest.raises(errors.ChecksumMismatchError):
         factory.create_model(FT, progress=False)
 
 
@@ -244,7 +250,7 @@ import json, sys
 from pathlib import Path
 import numpy as np, torch
 import brainscore_vision
-from brainscore_plugins import catalog, factory, hub, plugin_sources, synthetic
+from brainscore_plugins import catalog, errors, factory, hub, plugin_sources, settings, synthetic
 
 identifier, maps = sys.argv[1], Path(sys.argv[2])
 result = {}
@@ -255,7 +261,7 @@ except Exception as error:
 from brainscore_vision.models.hlvit import model as plugin
 wrapper = plugin.get_model(identifier)
 result["layers"] = plugin.get_layers(identifier)
-stimuli = synthetic.stimulus_set(hub.cache_dir() / "stimuli", n_per_object=1, size=64)
+stimuli = synthetic.stimulus_set(settings.cache_dir() / "stimuli", n_per_object=1, size=64)
 paths = [str(stimuli.get_stimulus(s)) for s in stimuli["stimulus_id"].values[:3]]
 result["activations"] = list(wrapper(paths, layers=["blocks.5", "norm"]).shape)  # token grids
 result["readout"] = list(wrapper(paths, layers=["fc_norm"]).shape)  # the class token
@@ -275,12 +281,12 @@ def test_load_model_in_a_fresh_process(mirror, offline_env, linked, tmp_path):
     maps = tmp_path / "models" / "hlvit" / "region_layer_map"
     maps.mkdir(parents=True)
     (maps / f"{FT}.json").write_text(json.dumps(region_map))
-    env = {**offline_env, hub.MIRROR_ENV: str(mirror), "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hf")}
+    env = {**offline_env, settings.MIRROR: str(mirror), "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hf")}
     process = subprocess.run([sys.executable, "-c", LOAD, FT, str(tmp_path / "models")],
                              env={**os.environ, **env}, capture_output=True, text=True, timeout=600, cwd=REPO)
     assert "RESULT" in process.stdout, process.stderr[-3000:]
     result = json.loads(process.stdout.split("RESULT", 1)[1])
-    assert "UnsupportedModelError" in result["error"] and f"brainscore-plugins commit {FT}" in result["error"]
+    assert "NotCommittedError" in result["error"] and f"brainscore-plugins commit {FT}" in result["error"]
     assert result["layers"] == [f"blocks.{i}" for i in range(12)] + ["norm", "fc_norm"]
     assert result["activations"] == [3, 2 * 257 * 384] and result["readout"] == [3, 384]
     assert result["map"] == region_map
@@ -291,16 +297,17 @@ def test_an_uncommitted_model_is_committed_on_load(env, linked, tmp_path, monkey
     """brain_model commits a model without a map through region_commitment (here on the synthetic benchmarks, as the
     defaults' data are not reachable offline), writes the map into the plugin folder, and reuses it afterwards."""
     import region_commitment
-    from region_commitment import reference, targets
+    from region_commitment import reference, settings as commitment_settings
     from brainscore_plugins import plugin_sources
 
-    monkeypatch.setattr(targets, "DEFAULT_BENCHMARKS", {"IT": "bsp-synthetic.IT-pls", "behavior": "bsp-synthetic-i2n"})
+    monkeypatch.setattr(region_commitment, "DEFAULT_BENCHMARKS", {"IT": "bsp-synthetic.IT-pls",
+                                                                  "behavior": "bsp-synthetic-i2n"})
     monkeypatch.setattr(plugin_sources, "MODELS_DIR", tmp_path / "models")
     images = tmp_path / "reference"
     images.mkdir()
     for path in reference.default_reference_images(tmp_path / "images", n=30):
         (images / path.name).symlink_to(path)
-    monkeypatch.setenv(reference.REFERENCE_ENV, str(images))
+    monkeypatch.setenv(commitment_settings.REFERENCE_ENV, str(images))
 
     model = factory.brain_model(FT)
     folder = tmp_path / "models" / "hlvit"

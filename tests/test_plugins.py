@@ -8,25 +8,27 @@ import pytest
 
 from brainscore_core.plugin_management.import_plugin import ImportPlugin
 
-from brainscore_plugins import bridge, catalog, plugin_sources
+from brainscore_plugins import bridge, catalog, families, plugin_sources
 from conftest import REPO
 
 
-@pytest.mark.parametrize("family", sorted(catalog.FAMILIES))
-def test_registry_lines_are_in_sync_with_the_catalog(family):
-    on_disk = (plugin_sources.MODELS_DIR / family / "__init__.py").read_text()
-    assert on_disk == plugin_sources.registry_source(family), "run `brainscore-plugins generate`"
+@pytest.mark.parametrize("prefix", sorted(families.all_families()))
+def test_plugin_files_are_in_sync_with_the_family_and_catalog(prefix):
+    for name, text in plugin_sources.sources(prefix).items():
+        on_disk = (plugin_sources.MODELS_DIR / prefix / name).read_text()
+        assert on_disk == text, f"{prefix}/{name} drifted: run `brainscore-plugins generate`"
 
 
 def test_hlvit_has_no_catalog_maps_and_generate_keeps_computed_ones(tmp_path, monkeypatch):
     assert plugin_sources.region_maps("hlvit") == {}
-    monkeypatch.setattr(plugin_sources, "MODELS_DIR", tmp_path)
     maps = tmp_path / "hlvit" / "region_layer_map"
     maps.mkdir(parents=True)
     (maps / "hlvit_vits14_1.0_1.json").write_text("{}")  # as `brainscore-plugins commit` writes it
     (maps / "hlvit_gone.json").write_text("{}")  # not registered any more
-    assert plugin_sources.write("hlvit") == (156, 0)
+    assert plugin_sources.write("hlvit", tmp_path) == (156, 0)
     assert sorted(p.name for p in maps.iterdir()) == ["hlvit_vits14_1.0_1.json"]
+    assert {p.name for p in (tmp_path / "hlvit").iterdir()} == {"__init__.py", "model.py", "test.py",
+                                                                "requirements.txt", "region_layer_map"}
 
 
 def test_region_maps_are_in_sync_with_the_catalog():
@@ -42,7 +44,7 @@ def test_region_maps_are_in_sync_with_the_catalog():
 def test_brainscore_locates_our_plugin_for_every_architecture(linked):
     one_per_arch = {}
     for entry in catalog.entries("spvvs"):
-        one_per_arch.setdefault((entry.arch, entry.method), entry)
+        one_per_arch.setdefault((entry.arch, entry.training_method), entry)
     for entry in one_per_arch.values():
         for identifier in (entry.identifier, entry.bare_identifier):
             if identifier == entry.bare_identifier and not entry.latest:
@@ -69,7 +71,8 @@ def _cli(*args):
 def test_cli_list_counts():
     bare = _cli("list", "--family", "spvvs").stdout.split()
     everything = _cli("list", "--checkpoints").stdout.split()
-    assert len(bare) == 811 and len(everything) == 811 + 10751 + 156
+    assert len(bare) == families.get("spvvs").published["models"]
+    assert len(everything) == len(catalog.identifiers(checkpoints=True))
     assert "spvvs_resnet18_imagenet_full" in bare and "spvvs_resnet18_imagenet_full.ep10" in everything
 
 

@@ -9,7 +9,8 @@ from collections import Counter
 
 import pytest
 
-from brainscore_plugins import architectures, catalog, cli, factory, plugin_sources, provenance
+import spvvs_ids
+from brainscore_plugins import catalog, cli, factory, plugin_sources, provenance
 from conftest import REPO
 
 LABEL = re.compile(r"published:(?P<key>[^/]+)/(?P<data>[^/]+)/(?P<seed>seed-\d+)"
@@ -38,13 +39,13 @@ def _kind(source: str) -> str:
 def _own_entry(entry: catalog.Entry) -> tuple[str, str, str]:
     """(key, data, seed) of the model's own commitments.json entry, derived here independently of the generator:
     SimCLR / DINO under a supervised key file under ``<method>_<samples>``, adversarial runs under ``adv_<samples>``."""
-    key = architectures.commitment_key(entry.arch, entry.method)
+    key = spvvs_ids.commitment_key(entry.arch, entry.training_method)
     samples = re.search(rf"_{re.escape(entry.dataset)}_(\d+|full)(?=_|$)", entry.model_id)
     samples = samples.group(1) if samples else "full"
-    if entry.method == "adversarial":
+    if entry.training_method == "adversarial":
         data = f"adv_{samples}"
-    elif entry.method in ("simclr", "dino") and not key.startswith(entry.method + "_"):
-        data = f"{entry.method}_{samples}"
+    elif entry.training_method in ("simclr", "dino") and not key.startswith(entry.training_method + "_"):
+        data = f"{entry.training_method}_{samples}"
     else:
         data = f"{entry.dataset}_{samples}"
     seed = re.search(r"seed-(\d+)", entry.model_id)

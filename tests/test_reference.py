@@ -6,12 +6,12 @@ import pytest
 from PIL import Image
 
 from brainscore_plugins import synthetic
-from region_commitment import reference as ref
+from region_commitment import CommitmentError, reference as ref, settings as commitment_settings
 
 
 @pytest.fixture
 def brainscore_env(monkeypatch, tmp_path):
-    monkeypatch.delenv(ref.REFERENCE_ENV)
+    monkeypatch.delenv(commitment_settings.REFERENCE_ENV)
     monkeypatch.setenv("MT_HOME", str(tmp_path / "mt_home"))
     monkeypatch.delenv("MT_IMAGENET_PATH", raising=False)
     return tmp_path
@@ -57,6 +57,29 @@ def test_unreachable_default_falls_back_to_the_builtin_set_with_a_warning(brains
         ref.reference_images("brainscore", brainscore_env / "cache", n=12)
 
 
+def test_a_broken_file_falls_back_and_other_errors_surface(brainscore_env, monkeypatch):
+    from botocore.exceptions import EndpointConnectionError
+    from brainscore_vision.model_helpers.utils import s3
+
+    (brainscore_env / "mt_home").mkdir()
+    (brainscore_env / "mt_home" / "imagenet2012.hdf5").write_text("not an hdf5 file")
+    with pytest.warns(UserWarning, match=r"nor downloadable \(OSError"):
+        assert ref.reference_images(None, brainscore_env / "cache", n=12).provenance["kind"] == "builtin"
+    (brainscore_env / "mt_home" / "imagenet2012.hdf5").unlink()
+
+    def unreachable(*args, **kwargs):  # what botocore raises offline
+        raise EndpointConnectionError(endpoint_url="https://brain-score-models.invalid")
+    monkeypatch.setattr(s3, "download_file", unreachable)
+    with pytest.warns(UserWarning, match=r"nor downloadable \(EndpointConnectionError"):
+        ref.reference_images(None, brainscore_env / "cache", n=12)
+
+    def bug(*args, **kwargs):
+        raise RuntimeError("a bug, not an unreachable file")
+    monkeypatch.setattr(s3, "download_file", bug)
+    with pytest.raises(RuntimeError, match="a bug"):
+        ref.reference_images(None, brainscore_env / "cache", n=12)
+
+
 def test_builtin_set_is_deterministic_and_diverse(tmp_path):
     first = ref.reference_images("builtin", tmp_path / "a", n=30)
     second = ref.reference_images("builtin", tmp_path / "b", n=30)
@@ -78,7 +101,7 @@ def test_imagenet_validation_folder_gives_brainscores_one_per_class_selection(tm
                                    str(val / "n00000001" / "ILSVRC2012_val_00000011.JPEG")]
     assert reference.paths[-1] == str(val / "n00000000" / "ILSVRC2012_val_00000003.JPEG")  # entry 50 * 0 + 1
     assert "one per class" in reference.provenance["selection"]
-    with pytest.raises(ValueError, match="fewer images than Brain-Score's selection of 3000"):
+    with pytest.raises(CommitmentError, match="fewer images than Brain-Score's selection of 3000"):
         ref.reference_images(str(val), tmp_path / "cache", n=3000)
 
 

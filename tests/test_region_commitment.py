@@ -124,16 +124,16 @@ def test_behavioral_scores_equal_brainscore_benchmark_on_a_readout(setup, behavi
 
     for layer in layers:
         theirs = behavior_benchmark(Readout(layer))
-        row = next(r for r in ours.scores if r["layer"] == layer)
-        assert row["raw"] == pytest.approx(float(theirs.raw), abs=2e-3), layer
-        assert row["ceiled"] == pytest.approx(float(theirs), abs=2e-3), layer
+        row = next(r for r in ours.scores if r.layer == layer)
+        assert row.raw == pytest.approx(float(theirs.raw), abs=2e-3), layer
+        assert row.ceiled == pytest.approx(float(theirs), abs=2e-3), layer
 
 
 def test_a_given_readout_layer_is_kept(setup, behavior_benchmark):
     wrapper, targets, root = setup
     result = commit(wrapper, ["layer4.0", "avgpool"], {"IT": targets["IT"], "behavior": behavior_benchmark},
                     n_components=100, behavioral_readout_layer="layer2.0", cache_dir=root / "cache", progress=False)
-    assert result.behavioral_readout_layer == "layer2.0" and {r["region"] for r in result.scores} == {"IT"}
+    assert result.behavioral_readout_layer == "layer2.0" and {r.region for r in result.scores} == {"IT"}
     with pytest.raises(ValueError, match=r"no layer\(s\) \['layer9'\]"):
         commit(wrapper, ["avgpool"], {"IT": targets["IT"]}, behavioral_readout_layer="layer9",
                cache_dir=root / "bad", progress=False)
@@ -159,9 +159,9 @@ class _Interrupted(Exception):
 
 def test_interrupted_run_resumes_from_cached_layers(setup, monkeypatch):
     wrapper, targets, root = setup
-    import region_commitment.selection as commit_module
+    import region_commitment.scoring as scoring_module
     calls, interrupt = [], [True]
-    real = commit_module.project
+    real = scoring_module.project
 
     def counting(*args, **kwargs):
         calls.append(1)
@@ -169,7 +169,7 @@ def test_interrupted_run_resumes_from_cached_layers(setup, monkeypatch):
             raise _Interrupted
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(commit_module, "project", counting)
+    monkeypatch.setattr(scoring_module, "project", counting)
     kwargs = dict(n_components=100, cache_dir=root / "resume", progress=False, keep_features=True)
     with pytest.raises(_Interrupted):
         commit(wrapper, LAYERS, {"IT": targets["IT"]}, **kwargs)
@@ -214,7 +214,7 @@ def test_default_reference_and_scores_equal_brainscores_layer_selection(setup, m
     theirs = LayerScores("resnet18-random-bs", theirs_model, visual_degrees=8)(benchmark, layers, prerun=True)
     ours = commit(_wrapper("resnet18-random-ours"), layers, {region: benchmark}, n_components=n,
                   cache_dir=tmp_path / "cache", progress=False)
-    ours_scores = {r["layer"]: r["ceiled"] for r in ours.scores}
+    ours_scores = {r.layer: r.ceiled for r in ours.scores}
     differences = [abs(ours_scores[layer] - float(theirs.sel(layer=layer))) for layer in layers]
     print("per-layer |ours - Brain-Score|:", dict(zip(layers, differences)))  # shown with pytest -s
     assert max(differences) <= 1e-3, (ours_scores, theirs.values)
@@ -292,13 +292,13 @@ def _csv(stimuli, path, *columns):
 
 def test_cli_commit_on_local_files_writes_the_map_atomically(setup, behavior_benchmark, offline, tmp_path):
     """`brainscore-plugins commit` on a lab's own files (netCDF assemblies + stimulus CSVs), forged weights."""
-    from brainscore_plugins import forge, hub
+    from brainscore_plugins import forge, settings
     from conftest import run_python
 
     _, targets, root = setup
     stimuli = targets["IT"].stimulus_set
     identifier = "spvvs_resnet18_imagenet_full.ep20"
-    forge.forge_into_mirror(identifier, offline[hub.MIRROR_ENV])
+    forge.forge_into_mirror(identifier, offline[settings.MIRROR])
     responses = np.random.default_rng(1).normal(size=(len(stimuli), 8))
     assembly = synthetic.repeated_assembly(stimuli, responses, "IT")
     assembly.attrs.clear()  # the stimulus set travels as the CSV

@@ -43,7 +43,7 @@ def test_study_layers_are_every_named_module_and_reach_the_published_maps(refere
     published = json.loads((reference_dir / "commitments.json").read_text())["ResNet18"]["imagenet_full"]["seed-0"]
     assert set(published["region2layer"].values()) <= set(layers)
     entry = catalog.resolve("resnet18_imagenet_full")
-    assert not set(entry.region_layer_map.values()) & set(candidates.candidate_layers(model))
+    assert not set(entry.region_layer_map.values()) & set(candidates.candidate_layers(entry, model))
 
 
 def test_study_mode_recovers_a_planted_module_in_disk_bounded_groups(tmp_path):
@@ -69,10 +69,10 @@ def test_study_mode_recovers_a_planted_module_in_disk_bounded_groups(tmp_path):
     assert study.region_layer_map["IT"] == PLANTED
     assert study.provenance["layers"] == {"mode": "study", "candidates": study_layers(wrapper._model)}
     assert default.provenance["layers"]["mode"] == "default"
-    same = {r["layer"]: r["raw"] for r in default.scores}
+    same = {r.layer: r.raw for r in default.scores}
     for row in study.scores:  # layers of both sets: the same score, grouped or not
-        if row["layer"] in same:
-            assert row["raw"] == pytest.approx(same[row["layer"]], abs=1e-9)
+        if row.layer in same:
+            assert row.raw == pytest.approx(same[row.layer], abs=1e-9)
     assert not list((tmp_path / "cache").rglob("*.f32"))  # each group's features removed once scored
     assert all(torch.equal(weights[k], v) for k, v in wrapper._model.state_dict().items())  # the probe changed nothing
 

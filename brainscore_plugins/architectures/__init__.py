@@ -1,16 +1,19 @@
-"""Architectures of the scaling-primate-vvs study (Gokce & Schrimpf, arXiv:2411.05712), checkpoint-faithful.
+"""The architectures of the catalogued studies, checkpoint-faithful (scaling-primate-vvs, Gokce & Schrimpf,
+arXiv:2411.05712; humanlike-vits, Orhan, arXiv:2308.03712).
 
-Public API: :func:`build`, :func:`unsupported_reason`, :func:`count_parameters`, :func:`arch_and_method`,
-:func:`commitment_key`, and :data:`REGISTRY` (pattern -> family spec). ``arch`` is the ``arch`` string of the
-study's ``model_checkpoints.csv`` (or the one :func:`arch_and_method` derives for ids whose cell is empty);
-``method`` is ``supervised``, ``adversarial``, ``simclr`` or ``dino``.
+Public API: :func:`build`, :func:`unsupported_reason`, :func:`count_parameters`, :func:`meta_model`,
+:func:`lookup`, :func:`register` and :data:`REGISTRY` (key -> :class:`ArchSpec`: one builder per architecture, as
+timm). ``arch`` is the catalog's ``arch`` string (for scaling-primate-vvs the study's ``model_checkpoints.csv`` arch,
+or the one ``scripts/spvvs_ids.py`` derives for ids whose cell is empty); ``method`` one of
+:data:`TRAINING_METHODS`. How checkpoint files hold these networks is declared per model family
+(:mod:`brainscore_plugins.families`).
 
 Checkpoint key layout (what :func:`build` reproduces; read from the study's ``training/src/models/*.py``)
 -------------------------------------------------------------------------------------------------------
 Composer checkpoints hold the weights at ``ckpt['state']['model']``; ConvNeXt and DeiT (trained with timm's
 ``ModelEmaV3`` through ``utils/composer_utils.py:EmaWithEvalTIMM``) also at ``ckpt['state']['model_ema_state_dict']``
 (saved with timm's ``get_state_dict``, which unwraps the EMA wrapper, so same keys), which the study's loaders use
-for those two families (``artifacts_helpers.py``: ``load_model_ema`` iff ``convnext`` or ``deit`` in the arch).
+for those two architectures (``artifacts_helpers.py``: ``load_model_ema`` iff ``convnext`` or ``deit`` in the arch).
 Composer strips DDP's own ``module.`` before saving.
 
 * supervised (``base.py:ClassifierBase`` is a ``ComposerClassifier``; the network is its ``module`` attribute):
@@ -38,22 +41,20 @@ from torch import nn
 
 from . import classic, cornet_s, flex, humanlike, ssl, vit
 
-METHODS = ("supervised", "adversarial", "simclr", "dino", "mae", "mae-finetuned")
+TRAINING_METHODS = ("supervised", "adversarial", "simclr", "dino", "mae", "mae-finetuned")
 # humanlike-vits (arXiv:2308.03712): "mae" = MAE-pretrained encoder (no head), "mae-finetuned" = its ImageNet
-# finetuned classifier. Their checkpoints are MAE's ``save_model`` dicts (see :func:`checkpoint_layout`).
-MAE_METHODS = ("mae", "mae-finetuned")
-_METHOD_PREFIXES = {"simclr_": "simclr", "dino_": "dino", "adv_": "adversarial"}
+# finetuned classifier.
 
 
 @dataclass(frozen=True)
 class ArchSpec:
-    """One family: a full-match pattern for the arch string, a builder, and what the study calls it."""
+    """One architecture: a full-match pattern for the arch string, a builder, a display name and the
+    training methods its models were trained with."""
 
-    family: str
+    name: str
     pattern: re.Pattern
     builder: Callable[[re.Match, int], nn.Module]
-    methods: tuple[str, ...] = ("supervised",)
-    commitment_name: Callable[[re.Match], str] = lambda m: m.string
+    training_methods: tuple[str, ...] = ("supervised",)
 
 
 def _tv(m: re.Match, num_classes: int) -> nn.Module:
@@ -63,20 +64,16 @@ def _tv(m: re.Match, num_classes: int) -> nn.Module:
 _RESNET_DEPTHS = "18|34|50|101|152"
 REGISTRY: dict[str, ArchSpec] = {
     "resnet": ArchSpec("ResNet", re.compile(rf"(?P<base>resnet(?:{_RESNET_DEPTHS}))"), _tv,
-                       ("supervised", "adversarial", "simclr", "dino"), lambda m: f"ResNet{m['base'][6:]}"),
-    # Recipe ablations (optimizer / schedule / augmentation variants): torchvision ResNets, commitments keyed as is.
+                       ("supervised", "adversarial", "simclr", "dino")),
+    # Recipe ablations (optimizer / schedule / augmentation variants): torchvision ResNets
     "resnet_recipe": ArchSpec("ResNet", re.compile(rf"(?P<base>resnet(?:{_RESNET_DEPTHS}))(?:-[a-z0-9]+)+"), _tv),
-    "efficientnet": ArchSpec("EfficientNet", re.compile(r"(?P<base>efficientnet_b[0-2])"), _tv,
-                             commitment_name=lambda m: f"EfficientNet_B{m['base'][-1]}"),
-    "convnext": ArchSpec("ConvNeXt", re.compile(r"(?P<base>convnext_(?:tiny|small|base|large))"), _tv,
-                         commitment_name=lambda m: f"ConvNeXt_{m['base'][9:].title()}"),
-    "alexnet": ArchSpec("AlexNet", re.compile(r"(?P<base>alexnet)"), _tv, commitment_name=lambda m: "AlexNet"),
-    "vit_b_16": ArchSpec("ViT", re.compile(r"(?P<base>vit_b_16)"), _tv, commitment_name=lambda m: "ViT_B_16"),
-    "cornet_s": ArchSpec("CORnet-S", re.compile(r"cornet_s"), lambda m, n: cornet_s.build_cornet_s(n),
-                         commitment_name=lambda m: "CORnet_S"),
+    "efficientnet": ArchSpec("EfficientNet", re.compile(r"(?P<base>efficientnet_b[0-2])"), _tv),
+    "convnext": ArchSpec("ConvNeXt", re.compile(r"(?P<base>convnext_(?:tiny|small|base|large))"), _tv),
+    "alexnet": ArchSpec("AlexNet", re.compile(r"(?P<base>alexnet)"), _tv),
+    "vit_b_16": ArchSpec("ViT", re.compile(r"(?P<base>vit_b_16)"), _tv),
+    "cornet_s": ArchSpec("CORnet-S", re.compile(r"cornet_s"), lambda m, n: cornet_s.build_cornet_s(n)),
     "deit": ArchSpec("DeiT", re.compile(r"deit_(?P<size>tiny|small|base|large)"),
-                     lambda m, n: vit.build_deit(m["size"], n),
-                     commitment_name=lambda m: f"DeiT_{m['size'].title()}"),
+                     lambda m, n: vit.build_deit(m["size"], n)),
     "vit_ssl": ArchSpec("ViT", re.compile(r"vit_(?P<size>small|base)"), lambda m, n: vit.build_timm_vit(m["size"], n),
                         ("supervised", "simclr", "dino")),
     "resnetflex": ArchSpec("ResNetFlex", flex.RESNETFLEX_PATTERN, lambda m, n: flex.build_resnetflex(m.string, n),
@@ -85,34 +82,39 @@ REGISTRY: dict[str, ArchSpec] = {
                              lambda m, n: flex.build_convnextflex(m.string, n)),
     "deitflex": ArchSpec("ViTFlex", flex.DEITFLEX_PATTERN, lambda m, n: flex.build_deitflex(m.string, n)),
     "humanlike_vit": ArchSpec("HumanlikeViT", humanlike.PATTERN, lambda m, n: humanlike.build(m.string, n),
-                              MAE_METHODS),
+                              ("mae", "mae-finetuned")),
 }
 
-# Self-supervised commitments in commitments.json (the others fall back to the supervised key; see commitment_key).
-SSL_COMMITMENT_KEYS = frozenset({"simclr_resnet18", "simclr_resnet50", "simclr_vit_small", "dino_resnet50",
-                                 "dino_vit_small", "dino_vit_base"})
+
+def register(key: str, spec: ArchSpec) -> ArchSpec:
+    """Add an architecture (a model family's module may bring its own builder)."""
+    if key in REGISTRY and REGISTRY[key] != spec:
+        raise ValueError(f"architecture {key!r} is registered twice")
+    REGISTRY[key] = spec
+    return spec
 
 
-def _lookup(arch: str) -> tuple[ArchSpec, re.Match] | None:
-    for spec in REGISTRY.values():
+def lookup(arch: str) -> tuple[str, ArchSpec, re.Match] | None:
+    """(registry key, spec, match) of the first architecture whose pattern matches ``arch``."""
+    for key, spec in REGISTRY.items():
         match = spec.pattern.fullmatch(arch)
         if match:
-            return spec, match
+            return key, spec, match
     return None
 
 
 def unsupported_reason(arch: str, method: str = "supervised") -> str | None:
     """Why ``build(arch, method=method)`` cannot give the published architecture; ``None`` if it can."""
-    if method not in METHODS:
-        return f"unknown training method {method!r} (known: {', '.join(METHODS)})"
-    found = _lookup(arch)
+    if method not in TRAINING_METHODS:
+        return f"unknown training method {method!r} (known: {', '.join(TRAINING_METHODS)})"
+    found = lookup(arch)
     if found is None:
-        return f"unknown architecture {arch!r}: no family of the scaling-primate-vvs study matches it"
-    spec, _ = found
-    if method not in spec.methods:
-        return f"the study trained no {method} {spec.family} models ({arch!r})"
+        return f"unknown architecture {arch!r}: no registered architecture matches it"
+    key, spec, _ = found
+    if method not in spec.training_methods:
+        return f"no {method} {spec.name} models were trained ({arch!r})"
     try:
-        if spec is REGISTRY["resnetflex"]:
+        if key == "resnetflex":
             flex.resnetflex_config(arch)
     except ValueError as error:
         return str(error)
@@ -120,7 +122,8 @@ def unsupported_reason(arch: str, method: str = "supervised") -> str | None:
 
 
 def build(arch: str, num_classes: int = 1000, method: str = "supervised") -> nn.Module:
-    """The network whose ``state_dict()`` equals the checkpoint's weights (``module.`` stripped), randomly initialised.
+    """The network whose ``state_dict()`` equals the checkpoint's weights (wrapper prefix stripped), randomly
+    initialised.
 
     Classifiers (supervised, adversarial) return logits; SSL wrappers return backbone features (DINO: teacher).
     Works under ``with torch.device('meta')``. SSL wrappers ignore ``num_classes`` (their classifier is removed).
@@ -128,7 +131,7 @@ def build(arch: str, num_classes: int = 1000, method: str = "supervised") -> nn.
     reason = unsupported_reason(arch, method)
     if reason:
         raise ValueError(reason)
-    spec, match = _lookup(arch)
+    _, spec, match = lookup(arch)
     if method == "simclr":
         return ssl.SimCLRModel(spec.builder(match, 1000))
     if method == "dino":
@@ -136,45 +139,14 @@ def build(arch: str, num_classes: int = 1000, method: str = "supervised") -> nn.
     return spec.builder(match, num_classes)
 
 
-def checkpoint_prefix(method: str) -> str:
-    """The wrapper prefix of the checkpoint's weight keys: ``module.`` for Composer classifiers, none for SSL / MAE."""
-    return "" if method in ("simclr", "dino", *MAE_METHODS) else "module."
-
-
-@dataclass(frozen=True)
-class CheckpointLayout:
-    """Where a family's weights sit in its checkpoint dict and which of its keys are not part of the network."""
-
-    container: str | None  # ``checkpoint[container][weights_key]``; None: ``checkpoint[weights_key]``
-    prefix: str  # wrapper prefix stripped from every key
-    ignore: tuple[str, ...] = ()  # key prefixes of training-only modules (MAE's decoder), ignored by name
-    resample_pos_embed: bool = False  # resample ``pos_embed`` to the model's grid when only the grid differs
-
-
-def checkpoint_layout(method: str) -> CheckpointLayout:
-    """Composer (``ckpt['state'][key]``) for the scaling-primate-vvs methods; MAE's ``save_model`` dict
-    (``{'model', 'optimizer', 'epoch', 'scaler', 'args'}``, weights at ``ckpt['model']``) for humanlike-vits."""
-    if method in MAE_METHODS:
-        return CheckpointLayout(None, "", humanlike.MAE_DECODER_KEYS, resample_pos_embed=True)
-    return CheckpointLayout("state", checkpoint_prefix(method))
-
-
 def meta_model(arch: str, method: str | None = None) -> nn.Module:
     """``arch`` built on the meta device (no memory, no weights), with ``method`` or the arch's first method."""
-    found = _lookup(arch)
+    found = lookup(arch)
     if found is None:
         raise ValueError(f"unknown architecture {arch!r}")
-    method = method or found[0].methods[0]
+    method = method or found[1].training_methods[0]
     with torch.device("meta"):
         return build(arch, 0 if method == "mae" else 1000, method)
-
-
-def eval_batch_size(arch: str) -> int:
-    """Images per forward for activation extraction: bounded for the large-grid ViTs, else Brain-Score's 64."""
-    found = _lookup(arch)
-    if found and found[0] is REGISTRY["humanlike_vit"]:
-        return humanlike.eval_batch_size(arch)
-    return 64
 
 
 def count_parameters(arch: str, method: str = "supervised", num_classes: int = 1000) -> int:
@@ -184,48 +156,5 @@ def count_parameters(arch: str, method: str = "supervised", num_classes: int = 1
     return sum(p.numel() for p in model.parameters())
 
 
-def arch_and_method(model_id: str, arch_cell: str = "") -> tuple[str, str]:
-    """(arch, method) of a catalog model id; ``arch_cell`` is its ``arch`` column (may be empty).
-
-    The method comes from the id's prefix (``simclr_``, ``dino_``, ``adv_``; else supervised). With an empty cell
-    the arch is the longest ``_``-separated prefix of the rest of the id that a registry pattern matches, e.g.
-    ``resnet18-adam-00001_imagenet_full`` -> ``resnet18-adam-00001``, ``vit_b_16_imagenet_10_seed-0`` ->
-    ``vit_b_16``, ``simclr_resnetflexfilters-f-1-16-20-3_imagenet_full_seed-0`` -> ``resnetflexfilters-f-1-16-20-3``.
-    """
-    method, rest = "supervised", model_id
-    for prefix, name in _METHOD_PREFIXES.items():
-        if model_id.startswith(prefix):
-            method, rest = name, model_id[len(prefix):]
-            break
-    if arch_cell:
-        return arch_cell, method
-    parts = rest.split("_")
-    for end in range(len(parts), 0, -1):
-        candidate = "_".join(parts[:end])
-        if _lookup(candidate):
-            return candidate, method
-    raise ValueError(f"cannot derive an architecture from model id {model_id!r}")
-
-
-def commitment_key(arch: str, method: str = "supervised") -> str:
-    """The ``commitments.json`` key of the study's layer commitment for this arch / method.
-
-    Supervised: ``ResNet18``, ``ConvNeXt_Tiny``, ``DeiT_Tiny``, ``EfficientNet_B0``, ``AlexNet``, ``ViT_B_16``; flex
-    and recipe archs as they are. ``CORnet_S`` has no entry in the file (the study hard-codes
-    ``V1.output, V2.output, V4.output, IT.output``, readout ``decoder.avgpool``). SSL: ``simclr_<arch>`` /
-    ``dino_<arch>`` where published; otherwise (SimCLR ResNet-34/101/152 and flex) the supervised key, whose
-    backbone-relative names resolve through the SimCLR wrapper's aliases. Adversarial models have no commitments of
-    their own: the supervised key of the same arch (the study's adversarial runs fine-tune those networks).
-    """
-    found = _lookup(arch)
-    if found is None:
-        raise ValueError(f"unknown architecture {arch!r}")
-    spec, match = found
-    if method in ("simclr", "dino") and f"{method}_{arch}" in SSL_COMMITMENT_KEYS:
-        return f"{method}_{arch}"
-    return spec.commitment_name(match)
-
-
-__all__ = ["METHODS", "REGISTRY", "ArchSpec", "build", "unsupported_reason", "count_parameters",
-           "arch_and_method", "commitment_key", "checkpoint_prefix", "SSL_COMMITMENT_KEYS", "MAE_METHODS",
-           "CheckpointLayout", "checkpoint_layout", "eval_batch_size", "meta_model"]
+__all__ = ["TRAINING_METHODS", "REGISTRY", "ArchSpec", "build", "unsupported_reason", "count_parameters",
+           "lookup", "register", "meta_model"]

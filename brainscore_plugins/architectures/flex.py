@@ -1,4 +1,4 @@
-"""Width/depth-scaled families of the study ("flex" models), re-implemented from its training code.
+"""Width/depth-scaled architectures of the study ("flex" models), re-implemented from its training code.
 
 ResNet-Flex (``training/src/models/resnet.py``: ``ResNetFlexFilters``, ``create_resnetflex_model``)
     A torchvision ResNet with BasicBlocks, stem width ``filters[0]`` and stage widths ``filters[1:]``; a stage with

@@ -9,7 +9,7 @@ from brainscore_vision.benchmark_helpers.neural_common import NeuralBenchmark, a
 from brainscore_vision.benchmarks import BenchmarkBase
 from brainscore_vision.benchmarks.rajalingham2018.benchmarks.benchmark import _DicarloRajalingham2018
 
-from brainscore_plugins import hub, synthetic
+from brainscore_plugins import settings, synthetic
 
 VISUAL_DEGREES = 8
 NUMBER_OF_TRIALS = 1
@@ -17,7 +17,7 @@ BIBTEX = ""
 
 
 def SyntheticRegionBenchmark(region: str, seed: int = 0) -> NeuralBenchmark:
-    stimuli = synthetic.stimulus_set(hub.cache_dir() / "synthetic_stimuli", seed=seed)
+    stimuli = synthetic.stimulus_set(settings.cache_dir() / "synthetic_stimuli", seed=seed)
     repetitions = synthetic.neural_assembly(stimuli, region=region, seed=seed + ord(region[-1]))
     repetitions = apply_keep_attrs(repetitions, lambda a: a.squeeze("time_bin"))  # as MajajHong2015 does
     assembly = average_repetition(repetitions)
@@ -45,7 +45,7 @@ class SyntheticBehaviorBenchmark(_DicarloRajalingham2018):
 
     def __init__(self, fitting_stimuli=None, assembly=None, seed: int = 0, identifier: str = "bsp-synthetic-i2n"):
         if fitting_stimuli is None:
-            root = hub.cache_dir() / "synthetic_stimuli"
+            root = settings.cache_dir() / "synthetic_stimuli"
             fitting_stimuli = synthetic.fitting_stimuli(root, seed=seed + 100)
             stimuli = synthetic.stimulus_set(root, seed=seed + 200, identifier="bsp-trials")
             assembly = pixel_observer_trials(fitting_stimuli, stimuli, seed=seed)

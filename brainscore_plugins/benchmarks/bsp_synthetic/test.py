@@ -3,12 +3,12 @@ import numpy as np
 import pytest
 
 import brainscore_vision
-from brainscore_plugins import bridge, hub
+from brainscore_plugins import bridge, settings
 
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv(hub.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(settings.CACHE, str(tmp_path / "cache"))
     monkeypatch.setenv("BS_INSTALL_DEPENDENCIES", "no")
     monkeypatch.setenv("RESULTCACHING_DISABLE", "1")  # ceilings are cached by identifier otherwise
     bridge.link()

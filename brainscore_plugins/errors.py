@@ -1,0 +1,44 @@
+"""One error hierarchy: every failure ``brainscore_plugins`` reports on purpose is a :class:`BrainscorePluginsError`.
+
+The command line prints any of them on one line (no traceback); Python callers can catch the base or one kind.
+"""
+from __future__ import annotations
+
+
+class BrainscorePluginsError(Exception):
+    """Base of the errors below: the message names the problem and the fix."""
+
+
+class ModelNotFoundError(BrainscorePluginsError, KeyError):
+    """An identifier (or family) that is not in the catalog."""
+
+    def __str__(self) -> str:  # KeyError would print the repr of the message
+        return self.args[0]
+
+
+class UnsupportedModelError(BrainscorePluginsError):
+    """A catalogued checkpoint whose architecture cannot be built."""
+
+
+class NotCommittedError(BrainscorePluginsError):
+    """A model that has no region -> layer map to build a brain model with (commit it first)."""
+
+
+class WeightsUnavailableError(BrainscorePluginsError):
+    """The weights are neither mirrored nor cached and cannot be downloaded."""
+
+
+class CheckpointInvalidError(BrainscorePluginsError, ValueError):
+    """A weights file that is not the checkpoint it should be: unreadable, unsafe, truncated or of another model."""
+
+
+class ChecksumMismatchError(CheckpointInvalidError):
+    """A file's sha256 differs from the published or recorded one."""
+
+
+class CommitmentFailedError(BrainscorePluginsError):
+    """Region commitment could not choose layers (its targets or candidate layers are unusable)."""
+
+
+class BenchmarkDataUnavailableError(CommitmentFailedError):
+    """A benchmark named by identifier could not be loaded (its data are neither cached nor reachable)."""

@@ -1,0 +1,91 @@
+"""One declaration per model family: everything that differs between the studies we package, as data.
+
+A family module in this package (``<prefix>.py``) calls :func:`register` with a frozen :class:`Family`: identifier
+prefix, catalog CSV and the script generating it, citation, checkpoint formats (where the weights sit in the file, a
+state-dict filter, how to forge a test file), default preprocessing, candidate layers and evaluation batch size. The
+catalog, factory, forging, plugin generation and the command line loop over :func:`all_families` and never name a
+family. Adding one: the module, its generator script and CSV, then ``brainscore-plugins generate`` (README, "Adding
+a model family"). Modules are discovered, not listed, on first use.
+"""
+from __future__ import annotations
+
+import functools
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping
+
+from ..errors import ModelNotFoundError
+
+DATA_DIR = Path(__file__).resolve().parents[1] / "data"
+
+
+def _block_outputs(model) -> list[str]:
+    from region_commitment.layers import candidate_layers
+    return candidate_layers(model)
+
+
+@dataclass(frozen=True)
+class Family:
+    """A study's checkpoints: what the generic machinery needs to know about them."""
+
+    prefix: str                    # identifier prefix and plugin folder name, e.g. "spvvs"
+    title: str                     # the study, e.g. "scaling-primate-vvs (Gokce & Schrimpf, 2024)"
+    summary: str                   # the generated plugin's docstring
+    catalog: str                   # CSV file under brainscore_plugins/data/
+    generator: str                 # the script (under scripts/) that writes the CSV
+    citation: str                  # BibTeX
+    formats: Mapping               # checkpoint_format column value -> checkpoint.CheckpointFormat
+    preprocessing: str             # default pipeline of brainscore_plugins.preprocessing
+    published: Mapping[str, int]   # what the study published: {"models": n, "checkpoints": n}
+    test_identifiers: tuple[str, ...]  # identifiers the generated plugin test.py loads
+    requirements: tuple[str, ...] = ("torch", "torchvision", "timm", "numpy<2")
+    candidate_layers: Callable = _block_outputs        # built network -> candidate layers, readout last
+    eval_batch_size: Callable[[str], int] = field(default=lambda arch: 64)  # arch -> images per forward pass
+
+    @property
+    def catalog_path(self) -> Path:
+        return DATA_DIR / self.catalog
+
+    def checkpoint_format(self, name: str):
+        """The format named in a catalog row; a clear error for a name this family does not declare."""
+        if name not in self.formats:
+            raise ModelNotFoundError(f"checkpoint format {name!r} is not declared by family {self.prefix!r} "
+                                     f"(declared: {', '.join(self.formats)}); fix the catalog CSV or the family module")
+        return self.formats[name]
+
+
+_REGISTRY: dict[str, Family] = {}
+
+
+def register(family: Family) -> Family:
+    """Add a family (called by its module at import); a prefix is registered once."""
+    if family.prefix in _REGISTRY and _REGISTRY[family.prefix] != family:
+        raise ValueError(f"model family {family.prefix!r} is registered twice")
+    _REGISTRY[family.prefix] = family
+    return family
+
+
+@functools.lru_cache(maxsize=None)
+def _discover() -> None:
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+
+
+def all_families() -> dict[str, Family]:
+    """Prefix -> family, in prefix order."""
+    _discover()
+    return dict(sorted(_REGISTRY.items()))
+
+
+def get(prefix: str) -> Family:
+    """The family of a prefix.
+
+    Raises:
+        ModelNotFoundError: no family module registers ``prefix``.
+    """
+    families = all_families()
+    if prefix not in families:
+        raise ModelNotFoundError(f"Unknown model family {prefix!r}; known families: {', '.join(families)}")
+    return families[prefix]

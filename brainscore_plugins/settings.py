@@ -1,0 +1,65 @@
+"""Every environment variable ``brainscore_plugins`` reads, read here only and lazily (at call time, so a variable
+set after import counts). ``region_commitment`` has its own (:mod:`region_commitment.settings`);
+:func:`variables` lists both for the README and ``brainscore-plugins --help``.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from region_commitment.settings import VARIABLES as COMMITMENT_VARIABLES, Variable
+
+MIRROR = "BRAINSCORE_PLUGINS_MIRROR"
+CACHE = "BRAINSCORE_PLUGINS_CACHE"
+PREPROCESSING = "BRAINSCORE_PLUGINS_PREPROCESSING"
+HF_HUB_OFFLINE = "HF_HUB_OFFLINE"
+HF_HUB_CACHE = "HF_HUB_CACHE"
+
+VARIABLES = (
+    Variable(MIRROR, "unset", "read-only folder of weights files at their catalog paths (weights_file), searched "
+                              "before the cache and the network"),
+    Variable(CACHE, "brainscore_plugins in torch's hub folder ($TORCH_HOME/hub)",
+             "downloaded weights, their recorded sha256, lock files, commitment features and scores"),
+    Variable(PREPROCESSING, "the family's default", "image pipeline of every model: 'brainscore' or 'training-config'"),
+    Variable(HF_HUB_OFFLINE, "unset", "1: Hugging Face Hub files come from its cache only (no network)"),
+    Variable(HF_HUB_CACHE, "huggingface_hub's default", "where huggingface_hub caches Hub files"),
+)
+
+
+def mirror() -> Path | None:
+    value = os.environ.get(MIRROR)
+    return Path(value).expanduser() if value else None
+
+
+def cache_dir() -> Path:
+    """``$BRAINSCORE_PLUGINS_CACHE``, else ``brainscore_plugins`` in torch's hub folder."""
+    value = os.environ.get(CACHE)
+    if value:
+        return Path(value).expanduser()
+    import torch.hub
+    return Path(torch.hub.get_dir()) / "brainscore_plugins"
+
+
+def preprocessing() -> str | None:
+    return os.environ.get(PREPROCESSING) or None
+
+
+def hf_offline() -> bool:
+    from huggingface_hub import constants
+    return constants.HF_HUB_OFFLINE or os.environ.get(HF_HUB_OFFLINE, "").upper() in ("1", "ON", "YES", "TRUE")
+
+
+def hf_cache() -> str | None:
+    return os.environ.get(HF_HUB_CACHE) or None
+
+
+def variables() -> tuple[Variable, ...]:
+    """(name, default, meaning) of every variable read by ``brainscore_plugins`` and ``region_commitment``."""
+    return VARIABLES + tuple(COMMITMENT_VARIABLES)
+
+
+def help_text() -> str:
+    """The variables as an ``argparse`` epilog."""
+    width = max(len(name) for name, _, _ in variables())
+    lines = [f"  {name:<{width}}  {meaning} (default: {default})" for name, default, meaning in variables()]
+    return "environment variables:\n" + "\n".join(lines)

@@ -1,0 +1,52 @@
+"""Environment variables: read in the two settings modules only, lazily, and listed in the README and --help."""
+import ast
+import subprocess
+import sys
+
+import pytest
+
+from brainscore_plugins import settings
+from conftest import REPO
+
+SETTINGS_MODULES = {"brainscore_plugins/settings.py", "region_commitment/settings.py"}
+
+
+def _reads_environment(node) -> bool:
+    """``os.environ.get(...)``, ``os.getenv(...)``, ``os.environ[...]`` read, ``... in os.environ``."""
+    def is_environ(n):
+        return isinstance(n, ast.Attribute) and n.attr == "environ"
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        return (node.func.attr == "get" and is_environ(node.func.value)) or node.func.attr == "getenv"
+    if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load):
+        return is_environ(node.value)
+    if isinstance(node, ast.Compare):
+        return any(is_environ(c) for c in node.comparators)
+    return False
+
+
+def test_only_the_settings_modules_read_environment_variables():
+    readers = []
+    for package in ("brainscore_plugins", "region_commitment"):
+        for path in sorted((REPO / package).rglob("*.py")):
+            relative = str(path.relative_to(REPO))
+            if relative in SETTINGS_MODULES:
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if _reads_environment(node):
+                    readers.append(f"{relative}:{node.lineno}")
+    assert readers == [], f"read environment variables through a settings module: {readers}"
+
+
+def test_every_variable_is_in_the_readme_and_the_help():
+    readme = (REPO / "README.md").read_text()
+    help_text = subprocess.run([sys.executable, "-m", "brainscore_plugins.cli", "--help"], capture_output=True,
+                               text=True, cwd=REPO, timeout=120).stdout
+    for variable in settings.variables():
+        assert f"`{variable.name}`" in readme and variable.name in help_text, variable.name
+
+
+@pytest.mark.parametrize("name, value", [(settings.MIRROR, "/somewhere/mirror"), (settings.CACHE, "/else/cache")])
+def test_variables_are_read_when_used_not_at_import(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    read = settings.mirror() if name == settings.MIRROR else settings.cache_dir()
+    assert str(read) == value
