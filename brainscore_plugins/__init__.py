@@ -1,7 +1,7 @@
 """brainscore-plugins: every checkpoint of public vision scaling studies as a Brain-Score model plugin.
 
-    from brainscore_plugins import create_model, list_models
-    model = create_model("spvvs_resnet18_imagenet_full")          # torch module with the published weights
+    >>> from brainscore_plugins import create_model, list_models
+    >>> model = create_model("spvvs_resnet18_imagenet_full")      # torch module with the published weights
 """
 from .catalog import identifiers as list_models, resolve  # noqa: F401
 

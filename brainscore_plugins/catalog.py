@@ -149,6 +149,44 @@ def resolve(name: str) -> Entry:
         f"Run `brainscore-plugins list --checkpoints` for every identifier.")
 
 
+def select(patterns=(), *, family: str | None = None, arch: str | None = None, dataset: str | None = None,
+           checkpoints: bool = False) -> list[str]:
+    """Registered identifiers matching any of ``patterns`` and every given filter, in catalog order.
+
+    A pattern is an identifier or study model id (taken as it is, epoch checkpoints included) or a shell glob over
+    identifiers (``spvvs_resnet*_imagenet_full``); no pattern selects every identifier. Globs select one identifier per
+    model (its latest checkpoint), every epoch checkpoint too with ``checkpoints``. ``family``, ``arch`` and
+    ``dataset`` are exact values or globs of those columns.
+
+    Raises:
+        ModelNotFoundError: a pattern without glob characters that names nothing, or an unknown family.
+    """
+    import fnmatch
+
+    exact = {resolve_identifier(p) for p in patterns if not any(c in p for c in "*?[")}
+    globs = [p for p in patterns if any(c in p for c in "*?[")]
+    chosen = []
+    for identifier, entry in registered(family):
+        by_glob = (not patterns or any(fnmatch.fnmatchcase(identifier, g) for g in globs)) and (
+            checkpoints or identifier == entry.bare_identifier)
+        if not (identifier in exact or by_glob):
+            continue
+        if all(value is None or fnmatch.fnmatchcase(getattr(entry, column), value)
+               for column, value in (("arch", arch), ("dataset", dataset))):
+            chosen.append(identifier)
+    return chosen
+
+
+def resolve_identifier(name: str) -> str:
+    """The registered identifier ``name`` stands for (itself, or ours for a study model id).
+
+    Raises:
+        ModelNotFoundError: as :func:`resolve`.
+    """
+    resolve(name)  # an unknown name raises, with suggestions
+    return name if name in _index() else _aliases()[name]
+
+
 def registered(family: str | None = None) -> Iterator[tuple[str, Entry]]:
     """(identifier, entry) for every registered identifier: the bare latest ones and all epoch checkpoints."""
     for entry in entries(family):

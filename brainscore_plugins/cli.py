@@ -1,53 +1,102 @@
-"""``brainscore-plugins``: list, inspect, fetch and link the catalogued models; run the offline demo."""
+"""``brainscore-plugins``: list, inspect, fetch, commit, score and package the catalogued models; link them into
+Brain-Score; run the offline demo.
+
+Exit status: 0 success, 2 a usage error (unknown identifier, bad option or input file), 1 a runtime failure (weights
+unavailable, invalid checkpoint, commitment failed, disk). Errors are one line on stderr, never a traceback. Heavy
+modules (torch, Brain-Score) are imported by the commands that need them, not by ``--help``.
+"""
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
+import os
 import sys
 
-from region_commitment.errors import RegionCommitmentError
+from . import settings
+from .errors import BrainscorePluginsError, ModelNotFoundError
 
-from . import bridge, catalog, factory, families, provenance, settings
-from .errors import BrainscorePluginsError
+USAGE, RUNTIME = 2, 1
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's, with a usage error on one line (status 2) instead of the usage text and the error."""
+
+    def error(self, message):
+        self.exit(USAGE, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("brainscore-plugins")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _family_prefixes() -> list[str]:
+    """The registered family prefixes, read from the module names (nothing imported)."""
+    import pkgutil
+    from . import families
+    return sorted(module.name for module in pkgutil.iter_modules(families.__path__))
+
+
+def _selection(args) -> list[str]:
+    from . import catalog
+    return catalog.select(args.patterns, family=args.family, arch=args.arch, dataset=args.dataset,
+                          checkpoints=args.checkpoints)
 
 
 def _list(args) -> None:
-    for identifier in catalog.identifiers(args.family, checkpoints=args.checkpoints):
-        print(identifier)
+    identifiers = _selection(args)
+    if not args.json:
+        print("\n".join(identifiers))
+        return
+    import dataclasses
+    from . import catalog
+    print(json.dumps([{"identifier": i, **dataclasses.asdict(catalog.resolve(i))} for i in identifiers], indent=1))
+
+
+def _name(identifier: str) -> str:
+    from . import catalog
+    return catalog.resolve_identifier(identifier)
 
 
 def _info(args) -> None:
+    import dataclasses
+    from . import catalog, provenance
     entry = catalog.resolve(args.identifier)
     record = provenance.map_provenance(args.identifier)
     print(json.dumps({**dataclasses.asdict(entry), "map_provenance": record}, indent=2))
 
 
 def _fetch(args) -> None:
+    from . import catalog, factory
     print(factory.weights_path(catalog.resolve(args.identifier)))
 
 
 def _link(args) -> None:
+    from . import bridge
     print("\n".join(bridge.link()))
 
 
 def _unlink(args) -> None:
+    from . import bridge
     print("\n".join(bridge.unlink()) or "nothing to unlink")
 
 
 def _generate(args) -> None:
     from . import plugin_sources
-    for prefix in families.all_families():
+    for prefix in _family_prefixes():
         n_ids, n_maps = plugin_sources.write(prefix)
         print(f"{prefix}: {n_ids} registry lines, {n_maps} region maps")
 
 
-def _parse_pairs(pairs, what: str) -> dict[str, str]:
+def _parse_pairs(pairs, option: str) -> dict[str, str]:
     parsed = {}
     for pair in pairs or []:
         region, sep, value = pair.partition("=")
-        if not sep or not value:
-            raise SystemExit(f"error: {what} must look like REGION=VALUE, got {pair!r}")
+        if not sep or not region or not value:
+            raise ValueError(f"{option} must look like REGION=VALUE, got {pair!r}")
         parsed[region] = value
     return parsed
 
@@ -64,38 +113,39 @@ def _time_bin(text: str | None) -> tuple[float, float] | None:
 
 def _commit(args) -> None:
     import region_commitment
+    from . import catalog, factory
 
-    entry = catalog.resolve(args.identifier)
-    name = args.identifier if args.identifier.startswith(entry.family + "_") else entry.identifier
-    if entry.region_layer_map and not args.output:
-        raise ValueError(
-            f"{name} has a published commitment in the catalog; pass --output DIR to write a recomputed one there")
+    name = _name(args.identifier)
+    if catalog.resolve(name).region_layer_map and not args.output:
+        raise ValueError(f"{name} has a published commitment in the catalog; pass --output DIR to write a "
+                         f"recomputed one there")
     benchmarks = _parse_pairs(args.benchmark, "--benchmark")
     for region, files in _parse_pairs(args.assembly, "--assembly").items():
         files = files.split(",")
         if region == region_commitment.BEHAVIOR:
             if len(files) != 3:
-                raise SystemExit("error: --assembly behavior=TRIALS.nc,STIMULI.csv,FITTING.csv needs three files")
+                raise ValueError("--assembly behavior=TRIALS.nc,STIMULI.csv,FITTING.csv needs three files")
             benchmarks[region] = region_commitment.from_behavioral_files(*files)
         else:
             if len(files) != 2:
-                raise SystemExit(f"error: --assembly {region}=ASSEMBLY.nc,STIMULI.csv needs two files")
+                raise ValueError(f"--assembly {region}=ASSEMBLY.nc,STIMULI.csv needs two files")
             benchmarks[region] = region_commitment.from_files(*files, region, time_bin=_time_bin(args.time_bin))
     layers = args.layers[0] if args.layers in (["default"], ["study"]) else args.layers
     result, written = factory.commit(name, benchmarks or None, layers=layers, reference=args.reference,
-                                     n_components=args.n_components, readout=args.readout, output=args.output)
-    print(json.dumps({**result.region_layer_map, "behavioral_readout_layer": result.behavioral_readout_layer}))
-    for kind, path in written.items():
-        print(f"{kind}: {path}")
+                                     n_components=args.n_components, readout=args.readout, output=args.output,
+                                     progress=not args.quiet)
+    print(json.dumps({"identifier": name, "region_layer_map": result.region_layer_map,
+                      "behavioral_readout_layer": result.behavioral_readout_layer,
+                      "files": {kind: str(path) for kind, path in written.items()}}, indent=2))
 
 
 def _score(args) -> None:
     """``brainscore_vision.score``; first a warning line when the benchmark's data chose the model's layers
     (``provenance.selection_overlap``)."""
     import logging
+    from . import provenance
 
-    entry = catalog.resolve(args.identifier)
-    name = args.identifier if args.identifier.startswith(entry.family + "_") else entry.identifier
+    name = _name(args.identifier)
     overlap = provenance.selection_overlap(name, args.benchmark)
     if overlap:
         logging.getLogger(__name__).warning("warning: %s", overlap)
@@ -103,41 +153,62 @@ def _score(args) -> None:
     print(brainscore_vision.score(name, args.benchmark))
 
 
+def _package(args) -> None:
+    from . import packaging
+    made = packaging.package(_selection(args), args.output, name=args.name)
+    print(json.dumps({"folder": str(made.folder) if made.folder else None, "zip": str(made.zip),
+                      "identifiers": len(made.identifiers), "zip_bytes": made.size_bytes}, indent=2))
+
+
 def _demo(args) -> None:
     from .demo import run_demo
     run_demo(args.identifier, args.benchmark, args.workdir)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="brainscore-plugins", description=__doc__, epilog=settings.help_text(),
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True)
+def _selection_options(parser, what: str) -> None:
+    parser.add_argument("patterns", nargs="*", metavar="PATTERN",
+                        help=f"identifiers, study model ids or shell globs ({what}; default: all)")
+    parser.add_argument("--family", choices=_family_prefixes(), help="only this model family")
+    parser.add_argument("--arch", help="only this architecture (a value or glob of the catalog's arch column)")
+    parser.add_argument("--dataset", help="only this training data set (a value or glob)")
+    parser.add_argument("--checkpoints", action="store_true",
+                        help="globs also select every epoch checkpoint, not only each model's latest")
 
-    p = commands.add_parser("list", help="print registered identifiers, one per line")
-    p.add_argument("--family", choices=sorted(families.all_families()))
-    p.add_argument("--checkpoints", action="store_true", help="include every epoch checkpoint")
-    p.set_defaults(run=_list)
 
-    p = commands.add_parser("info", help="the catalog row of an identifier (or study model id)")
-    p.add_argument("identifier")
-    p.set_defaults(run=_info)
+def _command(commands, name: str, run, text: str):
+    parser = commands.add_parser(name, help=text, description=text)
+    parser.set_defaults(run=run)
+    return parser
 
-    p = commands.add_parser("fetch", help="download (or find in the mirror) and verify the weights")
-    p.add_argument("identifier")
-    p.set_defaults(run=_fetch)
 
-    for name, run, text in [("link", _link, "make our plugins visible to the installed brainscore_vision"),
-                            ("unlink", _unlink, "remove those links")]:
-        commands.add_parser(name, help=text).set_defaults(run=run)
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="brainscore-plugins", description=__doc__, epilog=settings.help_text(),
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    commands.add_parser("generate", help="rewrite registry lines and region maps from the catalog"
-                        ).set_defaults(run=_generate)
+    p = _command(commands, "list", _list, "print the registered identifiers, one per line (or JSON)")
+    _selection_options(p, "what to list")
+    p.add_argument("--json", action="store_true", help="print the catalog rows as one JSON document")
 
-    p = commands.add_parser("commit", help="select a layer per region with region_commitment; write the map "
-                            "(region_layer_map/<id>.json), readout, score table and plot into the plugin folder")
-    p.add_argument("identifier")
+    p = _command(commands, "info", _info, "print the catalog row of an identifier and where its region map comes from")
+    p.add_argument("identifier", help="an identifier or study model id")
+
+    p = _command(commands, "fetch", _fetch, "download (or find in the mirror or cache) and verify the weights")
+    p.add_argument("identifier", help="an identifier or study model id")
+
+    _command(commands, "link", _link, "make our plugin folders visible to the installed brainscore_vision")
+    _command(commands, "unlink", _unlink, "remove those links")
+    _command(commands, "generate", _generate,
+             "rewrite the plugin folders (registry lines, model.py, test.py, requirements, region maps) from the "
+             "family declarations and catalogs")
+
+    p = _command(commands, "commit", _commit,
+                 "select a layer per region with region_commitment and write the map, readout, score table, plot "
+                 f"and provenance into the user data folder (${settings.DATA}) or --output; prints one JSON document")
+    p.add_argument("identifier", help="an identifier or study model id")
     p.add_argument("--layers", nargs="+", help="candidate layers: names, or 'study' for every named module (the "
-                   "scaling-primate-vvs study's search space; default: the architecture's block outputs)")
+                   "scaling-primate-vvs study's search space; default: the family's candidate layers)")
     p.add_argument("--benchmark", action="append", metavar="REGION=BENCHMARK",
                    help="a Brain-Score benchmark per region, or behavior=BENCHMARK for the readout (default: the "
                    "public ones ModelCommitment uses and Rajalingham2018public-i2n)")
@@ -148,31 +219,50 @@ def main(argv=None) -> int:
     p.add_argument("--reference", help="PCA reference images: a folder (an ImageNet validation folder in class "
                    "folders gives Brain-Score's one-per-class images), 'brainscore' or 'builtin' (default: "
                    "Brain-Score's own ImageNet images when cached or reachable, else the built-in set, with a warning)")
-    p.add_argument("--n-components", type=int, default=1000)
+    p.add_argument("--n-components", type=int, default=1000, help="PCA components of each layer (default 1000)")
     p.add_argument("--time-bin", metavar="START,END", help="average the time bins of --assembly recordings that lie "
                    "within START-END ms (default: a single bin as it is, several over 70-170 ms)")
-    p.add_argument("--output", help="folder to write into instead of the plugin folder")
-    p.set_defaults(run=_commit)
+    p.add_argument("--output", help="folder to write into instead of the user data folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
 
-    p = commands.add_parser("score", help="brainscore_vision.score with study model ids accepted")
-    p.add_argument("identifier")
-    p.add_argument("benchmark")
-    p.set_defaults(run=_score)
+    p = _command(commands, "score", _score, "brainscore_vision.score, with study model ids accepted")
+    p.add_argument("identifier", help="an identifier or study model id")
+    p.add_argument("benchmark", help="a Brain-Score benchmark identifier")
 
-    p = commands.add_parser("demo", help="offline end to end: forge a checkpoint, load, commit, score")
-    p.add_argument("--identifier", default="spvvs_resnet18_imagenet_full")
-    p.add_argument("--benchmark", default="bsp-synthetic.IT-pls")
-    p.add_argument("--workdir", help="where the forged mirror and caches go (default: a temporary folder)")
-    p.set_defaults(run=_demo)
+    p = _command(commands, "package", _package,
+                 "write one self-contained Brain-Score model plugin folder (and its zip) for the selected identifiers, "
+                 "ready to submit to the Brain-Score site")
+    _selection_options(p, "what to package")
+    p.add_argument("-o", "--output", required=True, metavar="DIR_OR_ZIP",
+                   help="the plugin folder to write (its zip is written beside it), or a .zip to write only that")
+    p.add_argument("--name", help="the plugin's name (default: the output's name); a lower-case Python identifier")
 
-    args = parser.parse_args(argv)
+    p = _command(commands, "demo", _demo, "offline end to end: forge a checkpoint, load, commit, score")
+    p.add_argument("--identifier", default="spvvs_resnet18_imagenet_full", help="the model (default: %(default)s)")
+    p.add_argument("--benchmark", default="bsp-synthetic.IT-pls", help="the benchmark (default: %(default)s)")
+    p.add_argument("--workdir", help="keep the forged mirror and caches here (default: a temporary folder, removed)")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    from region_commitment.errors import RegionCommitmentError
     try:
         args.run(args)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `brainscore-plugins list | head`: the reader is gone, which is fine
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (BrainscorePluginsError, RegionCommitmentError, ValueError, OSError) as error:
-        # ours and region_commitment's errors, bad input, missing files, a full disk: one line, no traceback
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return _exit_status(error)
     return 0
+
+
+def _exit_status(error: Exception) -> int:
+    """2 when the input was wrong (unknown identifier, bad option value or data, a file that does not exist), 1 when
+    the work could not be done (weights, checkpoint, commitment, disk)."""
+    return USAGE if isinstance(error, ModelNotFoundError | FileNotFoundError | ValueError) else RUNTIME
 
 
 if __name__ == "__main__":

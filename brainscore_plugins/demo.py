@@ -15,7 +15,14 @@ from . import bridge, forge, settings
 
 
 def run_demo(identifier: str, benchmark: str, workdir: str | None = None) -> float:
-    workdir = Path(workdir or tempfile.mkdtemp(prefix="brainscore-plugins-demo-"))
+    """Forge, load, score; the forged mirror and caches go to ``workdir`` (kept) or a temporary folder (removed)."""
+    if workdir is not None:
+        return _run(identifier, benchmark, Path(workdir))
+    with tempfile.TemporaryDirectory(prefix="brainscore-plugins-demo-") as temporary:
+        return _run(identifier, benchmark, Path(temporary))
+
+
+def _run(identifier: str, benchmark: str, workdir: Path) -> float:
     mirror = workdir / "mirror"
     os.environ[settings.MIRROR] = str(mirror)
     os.environ[settings.CACHE] = str(workdir / "cache")

@@ -28,7 +28,7 @@ class WeightsUnavailableError(BrainscorePluginsError):
     """The weights are neither mirrored nor cached and cannot be downloaded."""
 
 
-class CheckpointInvalidError(BrainscorePluginsError, ValueError):
+class CheckpointInvalidError(BrainscorePluginsError):
     """A weights file that is not the checkpoint it should be: unreadable, unsafe, truncated or of another model."""
 
 
@@ -38,6 +38,11 @@ class ChecksumMismatchError(CheckpointInvalidError):
 
 class CommitmentFailedError(BrainscorePluginsError):
     """Region commitment could not choose layers (its targets or candidate layers are unusable)."""
+
+
+class CommitmentInputError(CommitmentFailedError, ValueError):
+    """What commitment was given cannot be committed on: unusable targets (NaN responses, mismatched stimulus ids, an
+    unknown or unsupported benchmark) or candidate layers (unknown, none with a tensor output)."""
 
 
 class BenchmarkDataUnavailableError(CommitmentFailedError):

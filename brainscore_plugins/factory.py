@@ -5,8 +5,8 @@ import logging
 
 import torch
 
-from . import architectures, candidates, catalog, families, hub, provenance
-from .errors import (BenchmarkDataUnavailableError, CommitmentFailedError, NotCommittedError,
+from . import architectures, candidates, catalog, commitments, families, hub, provenance
+from .errors import (BenchmarkDataUnavailableError, CommitmentFailedError, CommitmentInputError, NotCommittedError,
                      UnsupportedModelError)
 from .preprocessing import pipeline_name, preprocessing_for
 
@@ -48,6 +48,11 @@ def activations_model(name: str, pretrained: bool = True, preprocessing: str | N
     :mod:`.preprocessing`: ``brainscore`` (what Brain-Score's own plugin feeds the network; default for ``spvvs``) or
     ``training-config``. A model built with a pipeline other than its family's default reports the activations
     identifier ``<name>-<pipeline>-preprocessing``, so Brain-Score's activation and PCA caches never mix the two.
+
+    Raises:
+        ValueError: an unknown preprocessing pipeline.
+        ModelNotFoundError, UnsupportedModelError, WeightsUnavailableError, CheckpointInvalidError: as
+            :func:`create_model`.
     """
     from brainscore_vision.model_helpers.activations.pytorch import PytorchWrapper
 
@@ -63,13 +68,14 @@ def activations_model(name: str, pretrained: bool = True, preprocessing: str | N
 
 def commitment(name: str) -> tuple[dict[str, str], str] | None:
     """(region -> layer map, behavioral readout layer): the catalog's (see :func:`.provenance.map_provenance`), else
-    the one ``brainscore-plugins commit`` wrote into the plugin folder, else ``None``."""
+    one computed by ``brainscore-plugins commit`` (:mod:`.commitments`: a packaged plugin's own, else the user data
+    folder's), else ``None``."""
     import json
 
     entry = catalog.resolve(name)
     if entry.region_layer_map:
         return entry.region_layer_map, entry.readout
-    found = provenance.committed_map(entry, name)
+    found = commitments.find(entry, name)
     if found is None:
         return None
     folder, identifier = found
@@ -90,23 +96,26 @@ def layers(name: str) -> list[str]:
 
 def commit(name: str, benchmarks: dict | None = None, *, layers: list[str] | str | None = None, reference=None,
            n_components: int = 1000, readout: str | None = None, output=None, progress: bool = True):
-    """Select layers for ``name`` with ``region_commitment`` and write the map, readout, score table and plot into
-    its plugin folder (or ``output``): ``(CommitmentResult, {kind: path})``. ``benchmarks``: region -> identifier,
-    benchmark object or target (default: ``region_commitment.DEFAULT_BENCHMARKS``); ``layers``: the family's
+    """Select layers for ``name`` with ``region_commitment`` and write the map, readout, score table, plot and
+    provenance into ``output``, else the user data folder (:mod:`.commitments`, never the installed package):
+    ``(CommitmentResult, {kind: path})``. The folder is checked writable before anything runs. ``benchmarks``:
+    region -> identifier, benchmark object or target (default: ``region_commitment.DEFAULT_BENCHMARKS``); ``layers``: the family's
     candidate layers by default, ``"study"`` or a list; the rest as in ``region_commitment.commit``.
 
     Raises:
         BenchmarkDataUnavailableError: a benchmark named by identifier cannot be loaded (not cached, not reachable).
-        CommitmentFailedError: region_commitment cannot score the candidate layers on these targets.
+        CommitmentInputError: unusable targets or candidate layers (an unknown benchmark or layer, bad data).
+        CommitmentFailedError: the output folder is not writable, or region_commitment failed otherwise.
         ModelNotFoundError, UnsupportedModelError, WeightsUnavailableError, CheckpointInvalidError: as
             :func:`create_model`.
     """
     import region_commitment
     from region_commitment import brainscore_internals
     from region_commitment.errors import BenchmarkUnavailableError, RegionCommitmentError
-    from . import plugin_sources, settings
+    from . import settings
 
     entry = catalog.resolve(name)
+    folder = commitments.writable_folder(entry.family, output)  # before the commitment runs
     loaded = {}
     for region, benchmark in (benchmarks or region_commitment.DEFAULT_BENCHMARKS).items():  # before the model
         try:
@@ -114,7 +123,7 @@ def commit(name: str, benchmarks: dict | None = None, *, layers: list[str] | str
         except BenchmarkUnavailableError as error:
             raise BenchmarkDataUnavailableError(str(error)) from error
         except RegionCommitmentError as error:
-            raise CommitmentFailedError(f"{name}: {error}") from error
+            raise _commitment_error(name, error) from error
     model = activations_model(name)
     if layers is None:
         layers = candidates.candidate_layers(entry, brainscore_internals.torch_module(model))
@@ -123,14 +132,20 @@ def commit(name: str, benchmarks: dict | None = None, *, layers: list[str] | str
                                           behavioral_readout_layer=readout, progress=progress,
                                           cache_dir=settings.cache_dir() / "region_commitment")
     except RegionCommitmentError as error:
-        raise CommitmentFailedError(f"{name}: {error}") from error
-    return result, result.save(output or plugin_sources.MODELS_DIR / entry.family, name)
+        raise _commitment_error(name, error) from error
+    return result, result.save(folder, name)
+
+
+def _commitment_error(name: str, error: Exception) -> CommitmentFailedError:
+    """Ours for region_commitment's: bad input (its ``ValueError`` s) stays distinguishable from a failure."""
+    kind = CommitmentInputError if isinstance(error, ValueError) else CommitmentFailedError
+    return kind(f"{name}: {error}")
 
 
 def brain_model(name: str, pretrained: bool = True):
     """A ``ModelCommitment`` with the region -> layer map and behavioral readout layer of :func:`commitment`; a model
     without one is first committed by :func:`commit` on the default benchmarks (once: the map is written into the
-    plugin folder), never by Brain-Score's own network-bound ``LayerSelection``.
+    user data folder), never by Brain-Score's own network-bound ``LayerSelection``.
 
     Raises:
         NotCommittedError: no map, and none can be computed (no weights, or the default benchmarks' data are
@@ -147,7 +162,7 @@ def brain_model(name: str, pretrained: bool = True):
                                     f"model first (`brainscore-plugins commit {name}`)")
         entry = catalog.resolve(name)
         _logger.warning("%s has no region commitment (%s): selecting its layers with region_commitment; the map is "
-                        "written into the %s plugin folder", name, entry.commitment_source, entry.family)
+                        "written into %s", name, entry.commitment_source, commitments.data_folder(entry.family))
         try:
             commit(name)
         except BenchmarkDataUnavailableError as error:

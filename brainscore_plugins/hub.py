@@ -6,7 +6,7 @@ Lookup order for ``<relative path>`` (``<model_id>/ep<N>.pt``, the URL's path af
 2. ``<cache>/<relative path>``, the cache being ``$BRAINSCORE_PLUGINS_CACHE`` or
    ``<torch.hub.get_dir()>/brainscore_plugins`` (i.e. ``$TORCH_HOME/hub`` or ``$XDG_CACHE_HOME/torch/hub``);
 3. a download of the URL into the cache, written to ``<file>.partial`` (resumed with an HTTP range request when
-   a partial file is there) and renamed only once complete and verified. An exclusive lock (``fcntl.flock``) on
+   a partial file is there) and renamed only once complete and verified. An exclusive lock (``filelock``) on
    ``<file>.lock`` (an empty file left in the cache) is held meanwhile: a concurrent download of the same file
    waits, then finds the finished one.
 
@@ -19,7 +19,6 @@ the sha256 is recorded in ``<cache>/huggingface/<repo id>/<path in the repo>.sha
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import http.client
 import os
@@ -27,6 +26,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from filelock import FileLock
 from tqdm.auto import tqdm
 
 from region_commitment import atomic
@@ -66,8 +66,7 @@ def _download(url: str, target: Path, progress: bool) -> None:
     """Download ``url`` to ``target`` via ``target.partial``, resuming a partial file; TLS is verified. Holds an
     exclusive lock on ``target.lock`` meanwhile; returns at once if ``target`` was finished while it waited."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.with_name(target.name + ".lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+    with FileLock(str(target.with_name(target.name + ".lock"))):  # fcntl / msvcrt, released on exit
         if not target.is_file():
             _download_locked(url, target, progress)
 

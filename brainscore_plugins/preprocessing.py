@@ -32,7 +32,8 @@ def pipeline_name(family_default: str, requested: str | None = None) -> str:
     """The pipeline to use: ``requested``, else ``$BRAINSCORE_PLUGINS_PREPROCESSING``, else the family's default."""
     name = requested or settings.preprocessing() or family_default
     if name not in PIPELINES:
-        raise ValueError(f"Unknown preprocessing {name!r} (from {'the argument' if requested else settings.PREPROCESSING}); "
+        source = "the argument" if requested else settings.PREPROCESSING
+        raise ValueError(f"Unknown preprocessing {name!r} (from {source}); "
                          f"use one of: {', '.join(PIPELINES)}")
     return name
 

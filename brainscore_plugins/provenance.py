@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from . import catalog
+from . import catalog, commitments
 
 _logger = logging.getLogger(__name__)
 
@@ -29,26 +29,16 @@ BORROW_RULES = {
 }
 
 
-def committed_map(entry: catalog.Entry, name: str):
-    """(plugin folder, identifier) of the map ``brainscore-plugins commit`` wrote for ``name``, or ``None``."""
-    from . import plugin_sources
-
-    folder = plugin_sources.MODELS_DIR / entry.family
-    for identifier in dict.fromkeys([name, entry.identifier] + ([entry.bare_identifier] if entry.latest else [])):
-        if (folder / "region_layer_map" / f"{identifier}.json").is_file():
-            return folder, identifier
-    return None
-
-
 def map_provenance(name: str) -> dict:
     """Where the region -> layer map of ``name`` comes from. ``kind``: ``published`` (the study's commitment of this
     model), ``borrowed`` (the study's commitment of another model: ``from``, ``rule``), ``architecture-rule``
-    (CORnet-S's anatomical map), ``committed`` (by ``brainscore-plugins commit``: its provenance record as written)
+    (CORnet-S's anatomical map), ``committed`` (by ``brainscore-plugins commit``: its provenance record as written;
+    see :mod:`.commitments` for where)
     or ``uncommitted`` (no map yet). Study maps carry ``selection``: the benchmarks that chose the layers."""
     entry = catalog.resolve(name)
     if entry.region_layer_map:
         return _catalog_provenance(entry)
-    found = committed_map(entry, name)
+    found = commitments.find(entry, name)
     if found is None:
         return {"kind": "uncommitted", "reason": entry.commitment_source}
     return _committed_provenance(*found)

@@ -11,6 +11,7 @@ from region_commitment.settings import VARIABLES as COMMITMENT_VARIABLES, Variab
 
 MIRROR = "BRAINSCORE_PLUGINS_MIRROR"
 CACHE = "BRAINSCORE_PLUGINS_CACHE"
+DATA = "BRAINSCORE_PLUGINS_DATA"
 PREPROCESSING = "BRAINSCORE_PLUGINS_PREPROCESSING"
 HF_HUB_OFFLINE = "HF_HUB_OFFLINE"
 HF_HUB_CACHE = "HF_HUB_CACHE"
@@ -20,6 +21,8 @@ VARIABLES = (
                               "before the cache and the network"),
     Variable(CACHE, "brainscore_plugins in torch's hub folder ($TORCH_HOME/hub)",
              "downloaded weights, their recorded sha256, lock files, commitment features and scores"),
+    Variable(DATA, "brainscore-plugins in the user data folder ($XDG_DATA_HOME, else ~/.local/share)",
+             "what `commit` writes: region maps, readout layers, score tables, plots and provenance"),
     Variable(PREPROCESSING, "the family's default", "image pipeline of every model: 'brainscore' or 'training-config'"),
     Variable(HF_HUB_OFFLINE, "unset", "1: Hugging Face Hub files come from its cache only (no network)"),
     Variable(HF_HUB_CACHE, "huggingface_hub's default", "where huggingface_hub caches Hub files"),
@@ -38,6 +41,16 @@ def cache_dir() -> Path:
         return Path(value).expanduser()
     import torch.hub
     return Path(torch.hub.get_dir()) / "brainscore_plugins"
+
+
+def data_dir() -> Path:
+    """``$BRAINSCORE_PLUGINS_DATA``, else ``brainscore-plugins`` in the user data folder (never the installed
+    package)."""
+    value = os.environ.get(DATA)
+    if value:
+        return Path(value).expanduser()
+    import platformdirs
+    return Path(platformdirs.user_data_dir("brainscore-plugins", appauthor=False))
 
 
 def preprocessing() -> str | None:

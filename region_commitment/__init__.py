@@ -1,12 +1,32 @@
 """Fast, offline layer commitment for V1, V2, V4, IT and the behavioral readout with Brain-Score's semantics
-(see :func:`commit`)."""
-from .selection import BEHAVIOR, REGIONS, CommitmentResult, commit  # noqa: F401
-from .errors import (BenchmarkUnavailableError, CommitmentError, InvalidTargetError,  # noqa: F401
-                     RegionCommitmentError)
-from .factories import TARGET_FACTORIES, load_target  # noqa: F401
-from .scoring import LayerScore, LayerView, Target  # noqa: F401
-from .layers import candidate_layers  # noqa: F401
-from .targets import (DEFAULT_BENCHMARKS, RegionTarget, from_assembly, from_benchmark, from_files,  # noqa: F401
-                      stimulus_set_from_csv)
-from .behavior import (BehaviorTarget, from_behavioral_assembly, from_behavioral_benchmark,  # noqa: F401
-                       from_behavioral_files)
+(see :func:`commit`).
+
+The names below are imported on first use (as Brain-Score's registries are), so ``import region_commitment.settings``
+or ``region_commitment.errors`` stays cheap: no torch, no Brain-Score.
+"""
+import importlib
+
+_EXPORTS = {
+    "selection": ("BEHAVIOR", "REGIONS", "CommitmentResult", "commit"),
+    "errors": ("BenchmarkUnavailableError", "CommitmentError", "InvalidTargetError", "RegionCommitmentError"),
+    "factories": ("TARGET_FACTORIES", "load_target"),
+    "scoring": ("LayerScore", "LayerView", "Target"),
+    "layers": ("candidate_layers",),
+    "targets": ("DEFAULT_BENCHMARKS", "RegionTarget", "from_assembly", "from_benchmark", "from_files",
+                "stimulus_set_from_csv"),
+    "behavior": ("BehaviorTarget", "from_behavioral_assembly", "from_behavioral_benchmark", "from_behavioral_files"),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str):
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module 'region_commitment' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_MODULE_OF[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted([*globals(), *__all__])

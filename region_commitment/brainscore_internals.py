@@ -28,8 +28,8 @@ def load_benchmark(identifier: str):
     """``brainscore_vision.load_benchmark(identifier)``.
 
     Raises:
-        BenchmarkUnavailableError: no plugin registers ``identifier`` (brainscore_core's ``ImportPlugin`` asserts
-            one does), or its data are neither cached nor downloadable (brainio's ``BotoFetcher.download_boto``
+        InvalidTargetError: no plugin registers ``identifier`` (brainscore_core's ``ImportPlugin`` asserts one does).
+        BenchmarkUnavailableError: its data are neither cached nor downloadable (brainio's ``BotoFetcher.download_boto``
             raises a plain ``Exception`` holding the signed and the unsigned attempt's errors, e.g. botocore's
             ``NoCredentialsError`` and ``EndpointConnectionError`` offline).
     """
@@ -40,8 +40,8 @@ def load_benchmark(identifier: str):
     except AssertionError as error:
         if not str(error).startswith("No registrations found for"):
             raise
-        raise BenchmarkUnavailableError(f"No installed Brain-Score plugin registers benchmark {identifier!r}") \
-            from error
+        raise InvalidTargetError(f"No installed Brain-Score plugin registers benchmark {identifier!r}; check the "
+                                 f"identifier (brainscore_vision.benchmark_registry lists the loaded ones)") from error
     except Exception as error:  # brainio raises a plain Exception: that class exactly, any other is re-raised
         if not _download_failure(error):
             raise

@@ -32,10 +32,12 @@ def offline_env(tmp_path_factory) -> dict:
 def isolated_caches(tmp_path_factory):
     """Brain-Score caches ceilings and activations on disk by identifier; synthetic test data must never meet a
     stale entry from another run. region_commitment's feature cache is per session, and its PCA reference set is the
-    built-in one unless a test asks for Brain-Score's (tests never download ImageNet)."""
+    built-in one unless a test asks for Brain-Score's (tests never download ImageNet); committed maps go to a
+    per-session data folder."""
     os.environ["RESULTCACHING_DISABLE"] = "1"
     os.environ["REGION_COMMITMENT_CACHE"] = str(tmp_path_factory.mktemp("region_commitment_cache"))
     os.environ["REGION_COMMITMENT_REFERENCE"] = "builtin"
+    os.environ["BRAINSCORE_PLUGINS_DATA"] = str(tmp_path_factory.mktemp("user_data"))  # what `commit` writes
 
 
 @pytest.fixture

@@ -246,13 +246,12 @@ def test_hugging_face_cache_is_used_offline_and_verified(env, mirror, monkeypatc
 # ---------------------------------------------------------------- Brain-Score
 
 LOAD = """
-import json, sys
-from pathlib import Path
+import json, os, sys
 import numpy as np, torch
 import brainscore_vision
-from brainscore_plugins import catalog, errors, factory, hub, plugin_sources, settings, synthetic
+from brainscore_plugins import settings, synthetic
 
-identifier, maps = sys.argv[1], Path(sys.argv[2])
+identifier, data = sys.argv[1], sys.argv[2]
 result = {}
 try:
     brainscore_vision.load_model(identifier)
@@ -265,8 +264,8 @@ stimuli = synthetic.stimulus_set(settings.cache_dir() / "stimuli", n_per_object=
 paths = [str(stimuli.get_stimulus(s)) for s in stimuli["stimulus_id"].values[:3]]
 result["activations"] = list(wrapper(paths, layers=["blocks.5", "norm"]).shape)  # token grids
 result["readout"] = list(wrapper(paths, layers=["fc_norm"]).shape)  # the class token
-# a region map written by `brainscore-plugins commit` into (a copy of) the plugin folder
-plugin_sources.MODELS_DIR = maps
+# a region map written by `brainscore-plugins commit` into the user data folder
+os.environ[settings.DATA] = data
 model = brainscore_vision.load_model(identifier)
 result["map"] = model.layer_model.region_layer_map
 model.start_recording("IT", time_bins=[(70, 170)])
@@ -278,11 +277,12 @@ print("RESULT" + json.dumps(result))
 
 def test_load_model_in_a_fresh_process(mirror, offline_env, linked, tmp_path):
     region_map = {"V1": "blocks.2", "V2": "blocks.4", "V4": "blocks.6", "IT": "blocks.9"}
-    maps = tmp_path / "models" / "hlvit" / "region_layer_map"
+    maps = tmp_path / "data" / "commitments" / "hlvit" / "region_layer_map"
     maps.mkdir(parents=True)
     (maps / f"{FT}.json").write_text(json.dumps(region_map))
-    env = {**offline_env, settings.MIRROR: str(mirror), "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hf")}
-    process = subprocess.run([sys.executable, "-c", LOAD, FT, str(tmp_path / "models")],
+    env = {**offline_env, settings.MIRROR: str(mirror), "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hf"),
+           settings.DATA: str(tmp_path / "empty")}
+    process = subprocess.run([sys.executable, "-c", LOAD, FT, str(tmp_path / "data")],
                              env={**os.environ, **env}, capture_output=True, text=True, timeout=600, cwd=REPO)
     assert "RESULT" in process.stdout, process.stderr[-3000:]
     result = json.loads(process.stdout.split("RESULT", 1)[1])
@@ -295,14 +295,13 @@ def test_load_model_in_a_fresh_process(mirror, offline_env, linked, tmp_path):
 
 def test_an_uncommitted_model_is_committed_on_load(env, linked, tmp_path, monkeypatch):
     """brain_model commits a model without a map through region_commitment (here on the synthetic benchmarks, as the
-    defaults' data are not reachable offline), writes the map into the plugin folder, and reuses it afterwards."""
+    defaults' data are not reachable offline), writes the map into the user data folder, and reuses it afterwards."""
     import region_commitment
     from region_commitment import reference, settings as commitment_settings
-    from brainscore_plugins import plugin_sources
 
     monkeypatch.setattr(region_commitment, "DEFAULT_BENCHMARKS", {"IT": "bsp-synthetic.IT-pls",
                                                                   "behavior": "bsp-synthetic-i2n"})
-    monkeypatch.setattr(plugin_sources, "MODELS_DIR", tmp_path / "models")
+    monkeypatch.setenv(settings.DATA, str(tmp_path / "data"))
     images = tmp_path / "reference"
     images.mkdir()
     for path in reference.default_reference_images(tmp_path / "images", n=30):
@@ -310,7 +309,7 @@ def test_an_uncommitted_model_is_committed_on_load(env, linked, tmp_path, monkey
     monkeypatch.setenv(commitment_settings.REFERENCE_ENV, str(images))
 
     model = factory.brain_model(FT)
-    folder = tmp_path / "models" / "hlvit"
+    folder = tmp_path / "data" / "commitments" / "hlvit"
     written = json.loads((folder / "region_layer_map" / f"{FT}.json").read_text())
     readout = json.loads((folder / "behavioral_readout" / f"{FT}.json").read_text())["behavioral_readout_layer"]
     candidates = [f"blocks.{i}" for i in range(12)] + ["norm", "fc_norm"]

@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from brainscore_core.plugin_management.import_plugin import ImportPlugin
+from brainscore_core.plugin_management.parse_plugin_changes import get_plugin_ids
 
 from brainscore_plugins import bridge, catalog, families, plugin_sources
 from conftest import REPO
@@ -19,16 +20,23 @@ def test_plugin_files_are_in_sync_with_the_family_and_catalog(prefix):
         assert on_disk == text, f"{prefix}/{name} drifted: run `brainscore-plugins generate`"
 
 
-def test_hlvit_has_no_catalog_maps_and_generate_keeps_computed_ones(tmp_path, monkeypatch):
+def test_generate_writes_the_catalog_maps_only(tmp_path):
     assert plugin_sources.region_maps("hlvit") == {}
     maps = tmp_path / "hlvit" / "region_layer_map"
     maps.mkdir(parents=True)
-    (maps / "hlvit_vits14_1.0_1.json").write_text("{}")  # as `brainscore-plugins commit` writes it
-    (maps / "hlvit_gone.json").write_text("{}")  # not registered any more
+    (maps / "hlvit_vits14_1.0_1.json").write_text("{}")  # computed maps live in the user data folder, not here
     assert plugin_sources.write("hlvit", tmp_path) == (156, 0)
-    assert sorted(p.name for p in maps.iterdir()) == ["hlvit_vits14_1.0_1.json"]
+    assert list(maps.iterdir()) == []
     assert {p.name for p in (tmp_path / "hlvit").iterdir()} == {"__init__.py", "model.py", "test.py",
                                                                 "requirements.txt", "region_layer_map"}
+
+
+@pytest.mark.parametrize("prefix", sorted(families.all_families()))
+def test_brainscores_scanner_finds_exactly_the_catalog_identifiers_once(prefix):
+    """Brain-Score's own get_plugin_ids (what the site uses to choose what to test and score) on our plugin folder."""
+    found = get_plugin_ids("models", [prefix], str(plugin_sources.MODELS_DIR.parent))
+    assert found == [identifier for identifier, _ in catalog.registered(prefix)]
+    assert len(found) == len(set(found))
 
 
 def test_region_maps_are_in_sync_with_the_catalog():

@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 
 import spvvs_ids
-from brainscore_plugins import catalog, cli, factory, plugin_sources, provenance
+from brainscore_plugins import catalog, cli, factory, provenance, settings
 from conftest import REPO
 
 LABEL = re.compile(r"published:(?P<key>[^/]+)/(?P<data>[^/]+)/(?P<seed>seed-\d+)"
@@ -154,9 +154,9 @@ COMMITTED = {"benchmarks": {"IT": {"identifier": "MajajHong2015public.IT-pls", "
 
 @pytest.fixture
 def committed_plugin(tmp_path, monkeypatch):
-    """A plugin folder where ``brainscore-plugins commit`` wrote a map, readout and provenance record for HLVIT."""
-    monkeypatch.setattr(plugin_sources, "MODELS_DIR", tmp_path)
-    folder = tmp_path / "hlvit"
+    """The data folder where ``brainscore-plugins commit`` wrote a map, readout and provenance record for HLVIT."""
+    monkeypatch.setenv(settings.DATA, str(tmp_path))
+    folder = tmp_path / "commitments" / "hlvit"
     for sub, content in [("region_layer_map", {"IT": "blocks.0"}), ("behavioral_readout",
                          {"behavioral_readout_layer": "fc_norm"}), ("provenance", {"kind": "committed", **COMMITTED})]:
         (folder / sub).mkdir(parents=True)
@@ -172,7 +172,7 @@ def test_provenance_of_a_committed_map(committed_plugin):
 
 
 def test_provenance_of_a_model_without_a_map(tmp_path, monkeypatch):
-    monkeypatch.setattr(plugin_sources, "MODELS_DIR", tmp_path)
+    monkeypatch.setenv(settings.DATA, str(tmp_path))
     assert provenance.map_provenance(HLVIT) == {"kind": "uncommitted",
                                              "reason": catalog.resolve(HLVIT).commitment_source}
 
@@ -237,8 +237,8 @@ def test_cli_score_warns_before_scoring(monkeypatch, caplog, capsys):
         cli._score(argparse.Namespace(identifier="resnet18_imagenet_full", benchmark="MajajHong2015public.IT-pls"))
         cli._score(argparse.Namespace(identifier="resnet18_imagenet_full", benchmark="MajajHong2015.IT-pls"))
     assert capsys.readouterr().out.splitlines() == [
-        "scored spvvs_resnet18_imagenet_full.ep100 on MajajHong2015public.IT-pls",
-        "scored spvvs_resnet18_imagenet_full.ep100 on MajajHong2015.IT-pls"]
+        "scored spvvs_resnet18_imagenet_full on MajajHong2015public.IT-pls",  # the study id names our latest
+        "scored spvvs_resnet18_imagenet_full on MajajHong2015.IT-pls"]
     [record] = [r for r in caplog.records if r.name == cli.__name__]
     assert "MajajHong2015public.IT-pls shares data" in record.getMessage()
 

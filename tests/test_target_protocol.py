@@ -150,7 +150,7 @@ def test_an_unreachable_or_unknown_benchmark_is_unavailable(offline, monkeypatch
     with pytest.raises(BenchmarkUnavailableError, match=unreachable) as caught:
         load_target("IT", "MajajHong2015public.IT-pls")
     assert type(caught.value.__cause__) is Exception
-    with pytest.raises(BenchmarkUnavailableError, match="No installed Brain-Score plugin registers"):
+    with pytest.raises(InvalidTargetError, match="No installed Brain-Score plugin registers"):
         region_commitment.from_behavioral_benchmark("NoSuchBenchmark-i2n")
 
     def broken(self):
