@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import torch
 
@@ -23,22 +24,46 @@ def create_model(name: str, pretrained: bool = True, progress: bool = True) -> t
         CheckpointInvalidError: the weights file is unreadable, unsafe, or holds another model.
     """
     entry = catalog.resolve(name)
+    checkpoint_format = _checkpoint_format(entry)
+    weights = _weights(entry, progress) if pretrained else None  # before building: fail fast
+    return _loaded(entry, checkpoint_format, weights).eval()
+
+
+def _checkpoint_format(entry: catalog.Entry):
+    """The entry's checkpoint format; raises :class:`UnsupportedModelError` if its architecture cannot be built."""
     if entry.unsupported:
         raise UnsupportedModelError(f"{entry.identifier} cannot be built: {entry.unsupported}")
-    checkpoint_format = families.get(entry.family).checkpoint_format(entry.checkpoint_format)
-    path = weights_path(entry, progress=progress) if pretrained else None  # before building: fail fast
+    return families.get(entry.family).checkpoint_format(entry.checkpoint_format)
+
+
+def _loaded(entry: catalog.Entry, checkpoint_format, weights: hub.Weights | None) -> torch.nn.Module:
+    """``entry``'s network with ``weights`` loaded strictly; a file no hash vouched for is trusted (its sha256
+    recorded) only once it loaded (:func:`.hub.use`)."""
     model = architectures.build(entry.arch, entry.num_classes, entry.training_method)
-    if pretrained:
-        checkpoint_format.load_into(model, path, entry.weights_key)
-    return model.eval()
+    if weights is not None:
+        hub.use(weights, entry.identifier, lambda path: checkpoint_format.load_into(model, path, entry.weights_key))
+    return model
 
 
-def weights_path(entry: catalog.Entry, progress: bool = True):
-    """The verified local weights file of a catalog entry: mirror, cache or download (a Hugging Face Hub file through
-    ``huggingface_hub`` when the entry names a Hub repository)."""
+def _weights(entry: catalog.Entry, progress: bool) -> hub.Weights:
     if entry.hf_repo:
         return hub.fetch_hf(entry.hf_repo, entry.weights_file, entry.sha256 or None, progress=progress)
     return hub.fetch(entry.url, entry.weights_file, entry.sha256 or None, progress=progress)
+
+
+def weights_path(entry: catalog.Entry, progress: bool = True) -> Path:
+    """The local weights file of a catalog entry: mirror, cache or download (a Hugging Face Hub file through
+    ``huggingface_hub`` when the entry names a Hub repository), checked against its published or recorded sha256; a
+    file with neither is first loaded into its architecture, then its sha256 is recorded.
+
+    Raises:
+        UnsupportedModelError, WeightsUnavailableError, CheckpointInvalidError: as :func:`create_model`.
+    """
+    checkpoint_format = _checkpoint_format(entry)
+    weights = _weights(entry, progress)
+    if not weights.vouched:
+        _loaded(entry, checkpoint_format, weights)
+    return weights.final
 
 
 def activations_model(name: str, pretrained: bool = True, preprocessing: str | None = None):
@@ -98,9 +123,10 @@ def commit(name: str, benchmarks: dict | None = None, *, layers: list[str] | str
            n_components: int = 1000, readout: str | None = None, output=None, progress: bool = True):
     """Select layers for ``name`` with ``region_commitment`` and write the map, readout, score table, plot and
     provenance into ``output``, else the user data folder (:mod:`.commitments`, never the installed package):
-    ``(CommitmentResult, {kind: path})``. The folder is checked writable before anything runs. ``benchmarks``:
-    region -> identifier, benchmark object or target (default: ``region_commitment.DEFAULT_BENCHMARKS``); ``layers``: the family's
-    candidate layers by default, ``"study"`` or a list; the rest as in ``region_commitment.commit``.
+    ``(CommitmentResult, {kind: path})``. The folder is checked writable, and ``n_components`` and the targets
+    checked, before the weights load; a study alias is written under our identifier. ``benchmarks``: region ->
+    identifier, benchmark object or target (default: ``region_commitment.DEFAULT_BENCHMARKS``); ``layers``: the
+    family's candidate layers by default, ``"study"`` or a list; the rest as in ``region_commitment.commit``.
 
     Raises:
         BenchmarkDataUnavailableError: a benchmark named by identifier cannot be loaded (not cached, not reachable).
@@ -110,20 +136,22 @@ def commit(name: str, benchmarks: dict | None = None, *, layers: list[str] | str
             :func:`create_model`.
     """
     import region_commitment
-    from region_commitment import brainscore_internals
+    from region_commitment import brainscore_internals, reference as reference_sets
     from region_commitment.errors import BenchmarkUnavailableError, RegionCommitmentError
     from . import settings
 
+    name = catalog.resolve_identifier(name)  # a study alias is written (and later found) under our identifier
     entry = catalog.resolve(name)
     folder = commitments.writable_folder(entry.family, output)  # before the commitment runs
     loaded = {}
-    for region, benchmark in (benchmarks or region_commitment.DEFAULT_BENCHMARKS).items():  # before the model
-        try:
+    try:  # every input that can be checked before the weights load
+        reference_sets.check_count(n_components)
+        for region, benchmark in (benchmarks or region_commitment.DEFAULT_BENCHMARKS).items():
             loaded[region] = region_commitment.load_target(region, benchmark)
-        except BenchmarkUnavailableError as error:
-            raise BenchmarkDataUnavailableError(str(error)) from error
-        except RegionCommitmentError as error:
-            raise _commitment_error(name, error) from error
+    except BenchmarkUnavailableError as error:
+        raise BenchmarkDataUnavailableError(str(error)) from error
+    except RegionCommitmentError as error:
+        raise _commitment_error(name, error) from error
     model = activations_model(name)
     if layers is None:
         layers = candidates.candidate_layers(entry, brainscore_internals.torch_module(model))

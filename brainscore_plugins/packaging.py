@@ -35,7 +35,7 @@ VENDORED = {  # package -> its modules the runtime needs (region_commitment: all
                            "commitments.py", "architectures/*.py", "families/__init__.py"),
     "region_commitment": ("*.py",),
 }
-RUNTIME_REQUIREMENTS = ("tqdm", "platformdirs", "filelock")
+RUNTIME_REQUIREMENTS = ("tqdm", "platformdirs", "filelock>=4.3")
 _ABSOLUTE_IMPORT = re.compile(r"^(?P<indent>[ \t]*)(?:from (?P<from>brainscore_plugins|region_commitment)"
                               r"(?P<sub>\.[\w.]+)? import |import (?P<module>brainscore_plugins|region_commitment)$)",
                               re.M)

@@ -11,6 +11,7 @@ from region_commitment.settings import VARIABLES as COMMITMENT_VARIABLES, Variab
 
 MIRROR = "BRAINSCORE_PLUGINS_MIRROR"
 CACHE = "BRAINSCORE_PLUGINS_CACHE"
+LOCK_TIMEOUT = "BRAINSCORE_PLUGINS_LOCK_TIMEOUT"
 DATA = "BRAINSCORE_PLUGINS_DATA"
 PREPROCESSING = "BRAINSCORE_PLUGINS_PREPROCESSING"
 HF_HUB_OFFLINE = "HF_HUB_OFFLINE"
@@ -21,6 +22,8 @@ VARIABLES = (
                               "before the cache and the network"),
     Variable(CACHE, "brainscore_plugins in torch's hub folder ($TORCH_HOME/hub)",
              "downloaded weights, their recorded sha256, lock files, commitment features and scores"),
+    Variable(LOCK_TIMEOUT, "600", "seconds a download waits for another process's lock on the same weights file "
+                                  "before giving up (a negative number: no limit)"),
     Variable(DATA, "brainscore-plugins in the user data folder ($XDG_DATA_HOME, else ~/.local/share)",
              "what `commit` writes: region maps, readout layers, score tables, plots and provenance"),
     Variable(PREPROCESSING, "the family's default", "image pipeline of every model: 'brainscore' or 'training-config'"),
@@ -41,6 +44,15 @@ def cache_dir() -> Path:
         return Path(value).expanduser()
     import torch.hub
     return Path(torch.hub.get_dir()) / "brainscore_plugins"
+
+
+def lock_timeout() -> float:
+    """``$BRAINSCORE_PLUGINS_LOCK_TIMEOUT`` seconds, else 600."""
+    value = os.environ.get(LOCK_TIMEOUT)
+    try:
+        return float(value) if value else 600.0
+    except ValueError:
+        raise ValueError(f"{LOCK_TIMEOUT}={value!r} is not a number of seconds") from None
 
 
 def data_dir() -> Path:

@@ -8,7 +8,8 @@ import importlib
 
 _EXPORTS = {
     "selection": ("BEHAVIOR", "REGIONS", "CommitmentResult", "commit"),
-    "errors": ("BenchmarkUnavailableError", "CommitmentError", "InvalidTargetError", "RegionCommitmentError"),
+    "errors": ("BenchmarkUnavailableError", "CommitmentError", "DiskFullError", "InvalidTargetError",
+               "RegionCommitmentError"),
     "factories": ("TARGET_FACTORIES", "load_target"),
     "scoring": ("LayerScore", "LayerView", "Target"),
     "layers": ("candidate_layers",),

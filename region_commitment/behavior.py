@@ -19,7 +19,7 @@ import numpy as np
 from . import brainscore_internals
 from .errors import InvalidTargetError
 from .pca import project
-from .targets import check_stimulus_ids, stimulus_set_from_csv
+from .targets import check_dimensions, check_stimulus_ids, check_unique_stimuli, stimulus_set_from_csv
 
 if TYPE_CHECKING:
     from .scoring import LayerView
@@ -84,13 +84,9 @@ def _check(identifier: str, assembly, stimulus_set, fitting_stimuli) -> None:
     if "image_label" not in fitting_stimuli.columns:
         raise InvalidTargetError(f"{identifier}: the fitting stimuli have no 'image_label' column to train the "
                                  f"readout on")
-    for coord in ("stimulus_id", "sample_obj", "dist_obj", "truth"):
-        try:
-            assembly[coord]
-        except KeyError:
-            raise InvalidTargetError(f"{identifier}: the behavioral assembly has no {coord!r} coordinate (needs "
-                                     f"stimulus_id, sample_obj, dist_obj, truth, and the chosen object as values)") \
-                from None
+    check_dimensions(identifier, assembly, ("presentation",), ("stimulus_id", "sample_obj", "dist_obj", "truth"),
+                     needs="one row per trial along presentation, the coordinates stimulus_id, sample_obj, dist_obj, "
+                           "truth, and the chosen object as values")
     check_stimulus_ids(identifier, assembly["stimulus_id"].values, stimulus_set)
     objects = set(assembly["sample_obj"].values) | set(assembly["dist_obj"].values)
     unknown = sorted(objects - set(fitting_stimuli["image_label"].values))
@@ -105,8 +101,9 @@ def from_behavioral_assembly(assembly, fitting_stimuli, identifier: str | None =
     ``StimulusSet`` of fitting images with ``image_label``; the ceiling is the metric's split-half ceiling.
 
     Raises:
-        InvalidTargetError: no attached stimulus set, trials without their coordinates, stimulus ids missing from
-            the stimulus set, fitting images without ``image_label`` or without images of a trial's object.
+        InvalidTargetError: no attached stimulus set, trials without their dimension or coordinates, stimulus ids
+            missing from the stimulus set or listed twice with different metadata, fitting images without
+            ``image_label`` or without images of a trial's object.
     """
     from brainscore_vision import load_metric
     from brainscore_vision.benchmark_helpers.screen import place_on_screen
@@ -115,6 +112,8 @@ def from_behavioral_assembly(assembly, fitting_stimuli, identifier: str | None =
     stimulus_set = assembly.attrs.get("stimulus_set")
     if stimulus_set is None:
         raise InvalidTargetError(f"{identifier}: the assembly has no attrs['stimulus_set']; attach its StimulusSet")
+    check_unique_stimuli(identifier, stimulus_set)
+    check_unique_stimuli(f"{identifier} (fitting stimuli)", fitting_stimuli)
     _check(identifier, assembly, stimulus_set, fitting_stimuli)
     if visual_degrees is not None:
         stimulus_set, fitting_stimuli = (place_on_screen(s, target_visual_degrees=model_visual_degrees,

@@ -16,7 +16,9 @@ CHECKED_VERSION = "2.4.2"  # brainscore_vision
 
 def torch_module(activations_model):
     """The torch module inside a ``PytorchWrapper`` (``None`` for another kind of activations model)."""
-    return getattr(activations_model, "_model", None)
+    from torch import nn
+    model = getattr(activations_model, "_model", None)
+    return model if isinstance(model, nn.Module) else None
 
 
 def preprocess(activations_model):

@@ -6,19 +6,23 @@ layer goes to its own raw float32 file in column blocks: block ``k`` holds colum
 image, row after row, so that the later steps, which work through a layer a column block at a time, read each block
 as one contiguous mapping. Each batch's rows are written into every block (plain positioned writes, in a background
 thread while the next batch runs), so memory holds two batches of all layers, never all images of all layers.
+A failed extraction removes the files it wrote; a full disk is a :class:`~region_commitment.errors.DiskFullError`.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import atomic, brainscore_internals
-from .errors import CommitmentError
+from . import atomic, brainscore_internals, settings
+from .errors import CommitmentError, DiskFullError
 
 BATCH_BYTES = 1 << 29  # captured activations of one batch stay under ~512 MiB (two batches live at once)
 MAX_BATCH = 16  # the forward pass's own intermediate activations dominate memory (~50 MB/image)
@@ -34,10 +38,13 @@ def check_layers(activations_model, layers: list[str]) -> None:
     """Check the candidate ``layers`` against the model's modules (where it has a torch module).
 
     Raises:
-        CommitmentError: ``layers`` is empty or names layers the model lacks.
+        CommitmentError: ``layers`` is empty, names a layer twice or names layers the model lacks.
     """
     if not layers:
         raise CommitmentError("The list of candidate layers is empty; pass layers=[...] or use the default rule")
+    repeated = [layer for layer, count in Counter(layers).items() if count > 1]
+    if repeated:
+        raise CommitmentError(f"Candidate layer(s) {repeated} are listed more than once; list each layer once")
     available = available_layers(activations_model)
     if available is None:
         return
@@ -71,6 +78,14 @@ def probe_widths(activations_model, layers: list[str], path: str) -> dict[str, i
         for handle in handles:
             handle.remove()
     return widths
+
+
+def free_bytes(path: Path) -> int:
+    """Free bytes on the disk that holds ``path`` (or would, once created)."""
+    path = Path(path)
+    while not path.exists():
+        path = path.parent
+    return shutil.disk_usage(path).free
 
 
 def plan_groups(widths: dict[str, int], n_images: int, budget_bytes: int) -> list[list[str]]:
@@ -150,21 +165,12 @@ def _write(files: dict, blocks: dict, shapes: dict, batch: dict, first_row: int)
             os.pwrite(files[layer], piece, 4 * (n * start + first_row * piece.shape[1]))
 
 
-def extract(activations_model, layers: list[str], paths: list, directory: str | Path,
-            batch_size: int | None = None, progress: bool = True) -> FeatureStore:
-    """Run ``paths`` through the model once, capturing ``layers``; reuses a complete store in ``directory``."""
-    directory = Path(directory)
-    paths = [str(p) for p in paths]
-    done = directory / "done.json"
-    if done.exists():
-        meta = json.loads(done.read_text())
-        if meta["paths"] == paths and set(meta.get("blocks", ())) >= set(layers):
-            return FeatureStore(directory)
-        done.unlink()  # another image set, other layers, or an older layout: extract again
-    check_layers(activations_model, layers)
-    directory.mkdir(parents=True, exist_ok=True)
+def _stream(activations_model, layers: list[str], paths: list[str], directory: Path, batch_size: int | None,
+            progress: bool, shapes: dict) -> dict:
+    """The forward pass of :func:`extract`, its rows written into ``directory``; fills ``shapes`` (layer ->
+    (n_images, n_features)) as the layers are first seen and returns the block widths."""
     preprocess = brainscore_internals.preprocess(activations_model)
-    files, shapes, blocks = {}, {}, {}  # layer -> file descriptor, (n_images, n_features), block width
+    files, blocks = {}, {}  # layer -> file descriptor, block width
     start, bar = 0, tqdm(total=len(paths), desc="activations (all layers, one pass)", disable=not progress)
     writer, pending = ThreadPoolExecutor(max_workers=1), None  # the disk writes of one batch overlap the next batch
     try:
@@ -196,5 +202,44 @@ def extract(activations_model, layers: list[str], paths: list, directory: str | 
         bar.close()
         for file in files.values():
             os.close(file)
-    atomic.write_text(done, json.dumps({"paths": paths, "shapes": shapes, "blocks": blocks}))
+    return blocks
+
+
+def extract(activations_model, layers: list[str], paths: list, directory: str | Path,
+            batch_size: int | None = None, progress: bool = True) -> FeatureStore:
+    """Run ``paths`` through the model once, capturing ``layers``; reuses a complete store in ``directory``.
+
+    Raises:
+        CommitmentError: bad ``layers`` (:func:`check_layers`).
+        DiskFullError: the disk filled up; the files written are removed.
+        FloatingPointError: NaN or infinite activations.
+    """
+    directory = Path(directory)
+    paths = [str(p) for p in paths]
+    done = directory / "done.json"
+    if done.exists():
+        meta = json.loads(done.read_text())
+        if meta["paths"] == paths and set(meta.get("blocks", ())) >= set(layers):
+            return FeatureStore(directory)
+        done.unlink()  # another image set, other layers, or an older layout: extract again
+    check_layers(activations_model, layers)
+    created = not directory.exists()
+    directory.mkdir(parents=True, exist_ok=True)
+    shapes = {}
+    try:
+        blocks = _stream(activations_model, layers, paths, directory, batch_size, progress, shapes)
+        atomic.write_text(done, json.dumps({"paths": paths, "shapes": shapes, "blocks": blocks}))
+    except BaseException as error:
+        for layer in layers:
+            _file(directory, layer).unlink(missing_ok=True)
+        if created:
+            shutil.rmtree(directory, ignore_errors=True)
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            need = sum(4 * n * width for n, width in shapes.values()) / 1e9
+            raise DiskFullError(errno.ENOSPC, f"Disk full at {directory}: the features of {len(layers)} layer(s) "
+                                f"for {len(paths)} images need {'~' if len(shapes) == len(layers) else 'over '}"
+                                f"{need:.2f} GB and {free_bytes(directory) / 1e9:.2f} GB are free (the feature "
+                                f"files written are removed). Free disk space or point the cache (cache_dir, "
+                                f"${settings.CACHE_ENV}) at a larger disk") from error
+        raise
     return FeatureStore(directory)

@@ -45,9 +45,19 @@ def study_layers(model: nn.Module) -> list[str]:
     return [name for name, _ in model.named_modules() if name]
 
 
-def resolve_layers(model: nn.Module, layers) -> tuple[list[str], str]:
+def resolve_layers(model: nn.Module | None, layers) -> tuple[list[str], str]:
     """(candidate layers, mode) for ``layers``: ``None`` / ``"default"`` (:func:`candidate_layers`), ``"study"``
-    (:func:`study_layers`) or a list (mode ``"explicit"``, or that of the rule it equals)."""
+    (:func:`study_layers`) or a list (mode ``"explicit"``, or that of the rule it equals). Without a torch
+    ``model`` only a list can be given.
+
+    Raises:
+        CommitmentError: an unknown layer set, or a rule asked of a model without a torch module.
+    """
+    if model is None:
+        if layers is None or isinstance(layers, str):
+            raise CommitmentError("The activations model has no torch module to apply a layer rule to; pass its "
+                                  "candidate layers as a list")
+        return list(layers), "explicit"
     if layers is None or layers == DEFAULT:
         return candidate_layers(model), DEFAULT
     if layers == STUDY:

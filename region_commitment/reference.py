@@ -17,12 +17,15 @@ missing. ``reference`` (argument, or ``$REGION_COMMITMENT_REFERENCE``) picks the
   photographs when installed), written once under ``<cache>/pca_reference_*``. Not Brain-Score's images: layer
   choices made on it can differ from Brain-Score's.
 
-Every source is recorded (:attr:`ReferenceSet.provenance`): which images, and a digest of their bytes.
+``n`` (``commit``'s ``n_components``) is checked against the images the source holds (:func:`check_count`): at most
+:data:`MAX_IMAGES` (the ImageNet validation set) for Brain-Score's and the built-in set, at most the folder's images
+for a plain folder. Every source is recorded (:attr:`ReferenceSet.provenance`): which images, and a digest of their
+bytes.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
+import numbers
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,13 +33,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import brainscore_internals, settings
+from . import brainscore_internals, digests, settings
 from .atomic import replacing
 from .errors import CommitmentError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 BRAINSCORE, BUILTIN = "brainscore", "builtin"
 IMAGENET_CLASSES, IMAGES_PER_CLASS = 1000, 50
+MAX_IMAGES = IMAGENET_CLASSES * IMAGES_PER_CLASS  # the most images Brain-Score's selection can read
 _logger = logging.getLogger(__name__)
 
 
@@ -46,13 +50,16 @@ class ReferenceSet:
     provenance: dict  # kind, where, how selected, digest
 
 
-def digest(paths) -> str:
-    """sha256 over the bytes of the files, in order."""
-    hasher = hashlib.sha256()
-    for path in paths:
-        with open(path, "rb") as f:
-            hasher.update(hashlib.sha256(f.read()).digest())
-    return hasher.hexdigest()
+def check_count(n, available: int = MAX_IMAGES, source: str = "Brain-Score's ImageNet validation set") -> None:
+    """``n`` reference images (one per PCA component) must be a whole number from 1 to the ``available`` images of
+    ``source`` (by default the most any source gives).
+
+    Raises:
+        CommitmentError: another ``n``.
+    """
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or not 1 <= n <= available:
+        raise CommitmentError(f"n_components={n!r} is not a whole number from 1 to {available}, the reference images "
+                              f"{source} holds (one per PCA component)")
 
 
 def imagenet_val_indices(n: int) -> list[int]:
@@ -75,10 +82,12 @@ def brainscore_images(n: int, download: bool = True) -> ReferenceSet:
     """Brain-Score's own reference images for ``n`` components, read by its own ``_get_imagenet_val``.
 
     Raises:
+        CommitmentError: ``n`` outside ``[1, MAX_IMAGES]``.
         FileNotFoundError: the file is missing and ``download`` is off.
         OSError, LookupError: a file that is not Brain-Score's (h5py cannot open it, lacks or is short of entries).
         botocore/boto3 errors, OSError: the download fails (:func:`brainscore_internals.download_errors`).
     """
+    check_count(n)
     path = settings.imagenet_hdf5()
     if not path.is_file():
         if not download:
@@ -86,7 +95,8 @@ def brainscore_images(n: int, download: bool = True) -> ReferenceSet:
         _download_hdf5(path)
     paths = brainscore_internals.imagenet_val_images(n)
     return ReferenceSet(paths, {"kind": "brainscore-imagenet", "file": path.name, "entries": "val/images "
-                                "[50 i + j] as brainscore_vision _get_imagenet_val", "n": n, "digest": digest(paths)})
+                                "[50 i + j] as brainscore_vision _get_imagenet_val", "n": n,
+                                "digest": digests.files(paths)})
 
 
 def _imagenet_class_folders(folder: Path) -> list[Path] | None:
@@ -100,13 +110,19 @@ def _images(folder: Path) -> list[Path]:
 
 def folder_images(folder: str | Path, n: int) -> ReferenceSet:
     """Brain-Score's one-per-class selection from an ImageNet validation class-folder layout, else the first ``n``
-    images of ``folder`` in sorted order."""
+    images of ``folder`` in sorted order.
+
+    Raises:
+        FileNotFoundError: no such folder, or no images in it.
+        CommitmentError: ``n`` outside ``[1, MAX_IMAGES]`` or past the folder's images.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"The PCA reference folder {folder} does not exist; pass a folder of images, "
                                 f"'{BRAINSCORE}' or '{BUILTIN}'")
     classes = _imagenet_class_folders(folder)
     if classes is not None:
+        check_count(n, MAX_IMAGES, "an ImageNet validation folder")
         per_class = [sorted(p for p in c.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) for c in classes]
         try:
             paths = [str(per_class[i // IMAGES_PER_CLASS][i % IMAGES_PER_CLASS]) for i in imagenet_val_indices(n)]
@@ -115,13 +131,15 @@ def folder_images(folder: str | Path, n: int) -> ReferenceSet:
                                   f"of {n} needs") from None
         selection = "imagenet-val one per class (Brain-Score's entries 50 i + j)"
     else:
-        paths = [str(p) for p in _images(folder)[:n]]
-        if not paths:
+        images = _images(folder)
+        if not images:
             raise FileNotFoundError(f"No images ({', '.join(sorted(IMAGE_SUFFIXES))}) in the PCA reference folder "
                                     f"{folder}")
+        check_count(n, len(images), f"the folder {folder}")
+        paths = [str(p) for p in images[:n]]
         selection = "first n files in sorted order"
     return ReferenceSet(paths, {"kind": "folder", "folder": str(folder), "selection": selection, "n": len(paths),
-                                "digest": digest(paths)})
+                                "digest": digests.files(paths)})
 
 
 def _source_photographs() -> list[np.ndarray]:
@@ -170,9 +188,15 @@ def default_reference_images(directory: str | Path, n: int = 1000, size: int = 2
 
 
 def builtin_images(cache: str | Path, n: int) -> ReferenceSet:
+    """``n`` crops of packaged photographs (:func:`default_reference_images`).
+
+    Raises:
+        CommitmentError: ``n`` outside ``[1, MAX_IMAGES]`` (checked before any image is written).
+    """
+    check_count(n, MAX_IMAGES, "the built-in set (capped as Brain-Score's ImageNet validation set)")
     paths = [str(p) for p in default_reference_images(cache, n=n)]
     return ReferenceSet(paths, {"kind": "builtin", "selection": "crops of photographs shipped in installed packages "
-                                "(not Brain-Score's ImageNet images)", "n": n, "digest": digest(paths)})
+                                "(not Brain-Score's ImageNet images)", "n": n, "digest": digests.files(paths)})
 
 
 def reference_images(reference: str | Path | None, cache: str | Path, n: int = 1000) -> ReferenceSet:
@@ -181,7 +205,8 @@ def reference_images(reference: str | Path | None, cache: str | Path, n: int = 1
 
     Raises:
         FileNotFoundError: a folder that does not exist or holds no images.
-        CommitmentError: an ImageNet class folder with fewer images than Brain-Score's selection of ``n`` needs.
+        CommitmentError: ``n`` is not a whole number from 1 to the images the source holds (:func:`check_count`),
+            or an ImageNet class folder has fewer images than Brain-Score's selection of ``n`` needs.
         OSError, LookupError, botocore/boto3 errors: ``"brainscore"`` asked for, and its file can be neither read
             nor downloaded (see :func:`brainscore_images`).
     """

@@ -5,14 +5,21 @@ neural target (:mod:`.targets`): PCA of the layer on the reference images (Brain
 cross-validated PLS on the target's own splits, median Pearson r over neuroids, mean over splits, ceiled as
 Brain-Score's ``explained_variance`` does (``r**2 / ceiling``). The behavioral target (:mod:`.behavior`): the layer
 read out as Brain-Score's ``ProbabilitiesMapping`` does, scored by the benchmark's metric (``i2n``) and ceiled by the
-benchmark; the layer chosen under the ``"behavior"`` key is the readout layer. Per-layer scores are cached on disk as
-they are computed, so an interrupted run resumes at the next layer.
+benchmark; the layer chosen under the ``"behavior"`` key is the readout layer.
+
+Per-layer scores are cached on disk as they are computed, so an interrupted run resumes at the next layer. The cache
+key covers everything a score depends on: the activations model's identifier (which names its preprocessing), a
+digest of its weights (:func:`.digests.weights`; a model without a torch module is keyed by its identifier alone,
+and its provenance says so), the candidate layers, the image paths and a digest of the images' bytes
+(:func:`.digests.files`), ``n_components``, the reference set and the targets' fingerprints. A run whose every
+layer is cached runs no forward pass.
 """
 from __future__ import annotations
 
 import datetime
 import hashlib
 import json
+import re
 import shutil
 import warnings
 from dataclasses import dataclass, field
@@ -21,18 +28,31 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import atomic, brainscore_internals, settings
+from . import atomic, brainscore_internals, digests, settings
 
 from . import features as features_module
 from .errors import CommitmentError
 from .factories import load_target
 from .layers import resolve_layers
-from .reference import reference_images
+from .reference import check_count, reference_images
 from .scoring import LayerScore, LayerView
 from .targets import DEFAULT_BENCHMARKS
 
 REGIONS = ("V1", "V2", "V4", "IT")
 BEHAVIOR = "behavior"
+
+
+def check_identifier(identifier) -> None:
+    """``identifier`` names files of :meth:`CommitmentResult.save`: a non-empty file name, no path separator, no
+    ``..``.
+
+    Raises:
+        CommitmentError: another identifier.
+    """
+    if not isinstance(identifier, str) or not identifier or identifier == "." or ".." in identifier \
+            or any(c in identifier for c in ("/", "\\", "\0")):
+        raise CommitmentError(f"The identifier {identifier!r} is not a file name (it must be non-empty, without "
+                              f"path separators or '..'); it names the files a commitment is saved to")
 
 
 @dataclass
@@ -53,20 +73,30 @@ class CommitmentResult:
         return rows[0].raw - rows[1].raw, rows[0].error
 
     def save(self, plugin_dir: str | Path, identifier: str) -> dict[str, Path]:
-        """Write ``region_layer_map/<id>.json`` (Brain-Score's format), the readout, the score table and plot."""
+        """Write ``region_layer_map/<id>.json`` (Brain-Score's format), the readout, the score table and plot.
+
+        Raises:
+            CommitmentError: ``identifier`` is not a file name (:func:`check_identifier`), or a file would land
+                outside ``plugin_dir`` (a subfolder that links elsewhere); nothing is written then.
+        """
+        check_identifier(identifier)
         plugin_dir = Path(plugin_dir)
-        written = {
-            "region_layer_map": atomic.write_text(plugin_dir / "region_layer_map" / f"{identifier}.json",
-                                                  json.dumps(self.region_layer_map, indent=2) + "\n"),
-            "behavioral_readout": atomic.write_text(plugin_dir / "behavioral_readout" / f"{identifier}.json",
-                                                    json.dumps({"behavioral_readout_layer":
-                                                                self.behavioral_readout_layer}) + "\n"),
-            "scores": atomic.write_text(plugin_dir / "layer_scores" / f"{identifier}.csv", self.csv()),
-            "provenance": atomic.write_text(plugin_dir / "provenance" / f"{identifier}.json",
-                                            json.dumps(self.provenance, indent=2) + "\n"),
-        }
-        written["plot"] = self.plot(plugin_dir / "layer_scores" / f"{identifier}.png", title=identifier)
-        return written
+        paths = {"region_layer_map": plugin_dir / "region_layer_map" / f"{identifier}.json",
+                 "behavioral_readout": plugin_dir / "behavioral_readout" / f"{identifier}.json",
+                 "scores": plugin_dir / "layer_scores" / f"{identifier}.csv",
+                 "provenance": plugin_dir / "provenance" / f"{identifier}.json",
+                 "plot": plugin_dir / "layer_scores" / f"{identifier}.png"}
+        root = plugin_dir.resolve()
+        outside = [str(path) for path in paths.values() if not path.resolve().is_relative_to(root)]
+        if outside:
+            raise CommitmentError(f"{outside[0]} resolves outside {plugin_dir}; refusing to write there")
+        for kind, text in [("region_layer_map", json.dumps(self.region_layer_map, indent=2) + "\n"),
+                           ("behavioral_readout", json.dumps({"behavioral_readout_layer":
+                                                              self.behavioral_readout_layer}) + "\n"),
+                           ("scores", self.csv()), ("provenance", json.dumps(self.provenance, indent=2) + "\n")]:
+            atomic.write_text(paths[kind], text)
+        self.plot(paths["plot"], title=identifier)
+        return paths
 
     def csv(self) -> str:
         lines = ["region,layer,depth,raw,error,ceiled,chosen"]
@@ -96,26 +126,32 @@ class CommitmentResult:
         return path
 
 
-def _free_bytes(path: Path) -> int:
-    while not path.exists():
-        path = path.parent
-    return shutil.disk_usage(path).free
+def _folder_name(identifier) -> str:
+    """The model's folder in the cache: its identifier, characters that could leave the cache replaced."""
+    return re.sub(r"[^\w.-]|\.\.", "_", str(identifier)) or "_"
 
 
-def _scorable(activations_model, layers: list[str], probe_path: str) -> dict[str, int] | None:
+def _scorable(activations_model, layers: list[str], probe_path: str, cache: Path) -> dict[str, int] | None:
     """Features per image of each layer that can be scored; layers whose output is not a tensor or that the forward
-    pass never calls are dropped with a warning. ``None`` for a model without a torch module to probe."""
+    pass never calls are dropped with a warning. The probe's widths are cached in ``cache``. ``None`` for a model
+    without a torch module to probe."""
     if brainscore_internals.torch_module(activations_model) is None:
         return None
-    widths = features_module.probe_widths(activations_model, layers, probe_path)
-    dropped = [layer for layer in layers if widths.get(layer) is None]
+    if cache.exists():
+        widths = json.loads(cache.read_text())
+    else:
+        probed = features_module.probe_widths(activations_model, layers, probe_path)
+        widths = {layer: probed.get(layer) for layer in layers}
+        atomic.write_text(cache, json.dumps(widths))
+    dropped = [layer for layer in layers if widths[layer] is None]
     if dropped:
         warnings.warn(f"{len(dropped)} candidate layer(s) give no tensor output and are not scored: "
                       f"{', '.join(dropped[:8])}{' ...' if len(dropped) > 8 else ''}")
-    return {layer: widths[layer] for layer in layers if widths.get(layer) is not None}
+    return {layer: widths[layer] for layer in layers if widths[layer] is not None}
 
 
-def _provenance(targets: dict, reference, n_components: int, layers: list[str], mode: str) -> dict:
+def _provenance(benchmarks: dict, reference, n_components: int, layers: list[str], mode: str,
+                weights: str | None, images: dict) -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
     def installed(package):
@@ -126,11 +162,13 @@ def _provenance(targets: dict, reference, n_components: int, layers: list[str], 
 
     return {
         "kind": "committed",
-        "benchmarks": {region: {"identifier": target.identifier, "digest": target.fingerprint()}
-                       for region, target in targets.items()},
+        "benchmarks": benchmarks,
         "reference": reference.provenance if reference is not None else None,
         "n_components": n_components,
         "layers": {"mode": mode, "candidates": layers},
+        "weights": {"digest": weights, "of": "the torch module's parameters and buffers"} if weights else
+                   {"digest": None, "of": "nothing: the model has no torch module; cached by its identifier alone"},
+        "images": images,
         "versions": {p: installed(p) for p in ("brainscore-plugins", "brainscore_vision", "torch")},
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -155,11 +193,17 @@ def commit(activations_model, layers: list[str] | str | None = None, benchmarks:
     layers' features exceed ``disk_budget`` bytes (default: 80% of the free disk there), the layers are extracted
     and scored in groups, one forward pass per group.
 
+    Every input is checked before the forward pass; a failed run leaves no partial feature files (nor, unless
+    ``keep_features``, complete ones) behind.
+
     Raises:
-        CommitmentError: unknown, empty or unscorable candidate layers, or every layer scoring NaN on a target.
+        CommitmentError: unknown, duplicate, empty or unscorable candidate layers, ``n_components`` outside 1 to
+            the number of reference images, or every layer scoring NaN on a target.
         BenchmarkUnavailableError, InvalidTargetError: a benchmark that cannot be loaded or make a target.
+        DiskFullError: the disk filled up while features were written (their files are removed).
         FileNotFoundError, OSError, FloatingPointError: missing images, too little disk, NaN activations.
     """
+    check_count(n_components)  # the bound of the reference set itself is checked where it is loaded
     layers, mode = resolve_layers(brainscore_internals.torch_module(activations_model), layers)
     features_module.check_layers(activations_model, layers)
     if behavioral_readout_layer is not None:
@@ -168,6 +212,8 @@ def commit(activations_model, layers: list[str] | str | None = None, benchmarks:
     if behavioral_readout_layer is not None:
         benchmarks.pop(BEHAVIOR, None)
     targets = {region: load_target(region, b) for region, b in benchmarks.items()}
+    if not targets:
+        raise CommitmentError("No benchmark to commit on (a given behavioral_readout_layer leaves out 'behavior')")
     # those on the reference PCA first: the order of the score rows and of the feature rows (and so of the cache key)
     scored = sorted(targets.items(), key=lambda item: not item[1].needs_reference)
     projected = list(dict.fromkeys(p for _, t in scored if t.needs_reference for p in t.image_paths()))
@@ -176,35 +222,41 @@ def commit(activations_model, layers: list[str] | str | None = None, benchmarks:
     reference_set = reference_images(reference, cache_dir, n=n_components) if needs_reference else None
     reference_paths = [str(p) for p in reference_set.paths] if needs_reference else []
     paths = list(dict.fromkeys(reference_paths + [p for _, t in scored for p in t.image_paths()]))
-    widths = _scorable(activations_model, layers, paths[0])
+    weights = digests.weights(activations_model)
+    images = {"digest": digests.files(paths), "of": "the bytes of the image files", "n": len(paths)}
+    recorded = {region: {"identifier": target.identifier, "digest": target.fingerprint()}
+                for region, target in targets.items()}  # computed once: the cache key and the provenance
+    key = json.dumps([activations_model.identifier, weights, layers, paths, images["digest"], n_components,
+                      reference_set.provenance if reference_set is not None else None, recorded])
+    run_dir = cache_dir / _folder_name(activations_model.identifier) / hashlib.sha256(key.encode()).hexdigest()[:16]
+    widths = _scorable(activations_model, layers, paths[0], run_dir / "widths.json")
     layers = list(widths) if widths is not None else layers
     if not layers:
         raise CommitmentError("None of the candidate layers gives a tensor output to score")
-    provenance = _provenance(targets, reference_set, n_components, layers, mode)
+    provenance = _provenance(recorded, reference_set, n_components, layers, mode, weights, images)
 
-    key = json.dumps([activations_model.identifier, layers, paths, n_components, provenance["reference"],
-                      provenance["benchmarks"]])  # the targets' fingerprints, computed once
-    run_dir = cache_dir / str(activations_model.identifier) / hashlib.sha256(key.encode()).hexdigest()[:16]
     pending = [layer for layer in layers if not (run_dir / "scores" / f"{layer}.json").exists()]
-    budget = disk_budget if disk_budget is not None else int(0.8 * _free_bytes(run_dir))
+    budget = disk_budget if disk_budget is not None else int(0.8 * features_module.free_bytes(run_dir))
     groups = (features_module.plan_groups({layer: widths[layer] for layer in pending}, len(paths), budget)
               if widths is not None and pending else [pending])
     depth = {layer: i for i, layer in enumerate(layers)}
 
-    bar = tqdm(total=len(pending), desc="layers (PCA + PLS, readout)", disable=not progress)
-    for i, group in enumerate(g for g in groups if g):
-        batch = features_module.batch_size_for(sum(widths[n] for n in group)) if widths is not None else None
-        features_dir = run_dir / "features" / (f"group-{i}" if len(groups) > 1 else "all")
-        store = features_module.extract(activations_model, group, paths, features_dir, batch_size=batch,
-                                        progress=progress)
-        for layer in group:
-            view = LayerView(store, layer, reference_paths, projected, n_components)  # the PCA shared by targets
-            rows = [LayerScore(region, layer, depth[layer], *target.score(view)) for region, target in scored]
-            atomic.write_text(run_dir / "scores" / f"{layer}.json", json.dumps([row.as_dict() for row in rows]))
-            bar.update(1)
-        if not keep_features or len(groups) > 1:
-            shutil.rmtree(features_dir, ignore_errors=True)
-    bar.close()
+    with tqdm(total=len(pending), desc="layers (PCA + PLS, readout)", disable=not progress) as bar:
+        for i, group in enumerate(g for g in groups if g):
+            batch = features_module.batch_size_for(sum(widths[n] for n in group)) if widths is not None else None
+            features_dir = run_dir / "features" / (f"group-{i}" if len(groups) > 1 else "all")
+            try:  # a failed extraction removes its own partial files; a failed run, the features it kept
+                store = features_module.extract(activations_model, group, paths, features_dir, batch_size=batch,
+                                                progress=progress)
+                for layer in group:
+                    view = LayerView(store, layer, reference_paths, projected, n_components)  # one PCA, shared
+                    rows = [LayerScore(region, layer, depth[layer], *target.score(view)) for region, target in scored]
+                    atomic.write_text(run_dir / "scores" / f"{layer}.json",
+                                      json.dumps([row.as_dict() for row in rows]))
+                    bar.update(1)
+            finally:
+                if not keep_features or len(groups) > 1:
+                    shutil.rmtree(features_dir, ignore_errors=True)
     scores = [LayerScore.from_dict(row) for layer in layers
               for row in json.loads((run_dir / "scores" / f"{layer}.json").read_text())]
 

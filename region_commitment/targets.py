@@ -8,6 +8,7 @@ stratification), so they are the very splits its PLS metric would use.
 from __future__ import annotations
 
 import hashlib
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +72,55 @@ def _has_coord(assembly, name: str) -> bool:
         return True
     except KeyError:
         return False
+
+
+def _coordinates(assembly) -> list[str]:
+    """The assembly's coordinate names, the levels of a MultiIndex included."""
+    names = []
+    for name in assembly.coords:
+        index = assembly.indexes.get(name)
+        names += list(index.names) if getattr(index, "nlevels", 1) > 1 else [name]
+    return list(dict.fromkeys(names))
+
+
+def check_dimensions(identifier: str, assembly, dims: tuple[str, ...], coords: tuple[str, ...], needs: str,
+                     optional: tuple[str, ...] | None = None) -> None:
+    """The assembly has the dimensions ``dims`` (and, where ``optional`` is given, no others than those) and the
+    coordinates ``coords``; ``needs`` says in words what it should look like.
+
+    Raises:
+        InvalidTargetError: naming what is missing (or unexpected) and what the assembly has.
+    """
+    present = _coordinates(assembly)
+    missing_dims = [d for d in dims if d not in assembly.dims]
+    extra_dims = [d for d in assembly.dims if optional is not None and d not in dims + optional]
+    missing_coords = [c for c in coords if c not in present]
+    problems = [f"lacks the dimension(s) {missing_dims}"] * bool(missing_dims) + \
+               [f"has the unexpected dimension(s) {extra_dims}"] * bool(extra_dims) + \
+               [f"lacks the coordinate(s) {missing_coords}"] * bool(missing_coords)
+    if problems:
+        raise InvalidTargetError(f"{identifier}: the assembly {' and '.join(problems)} (its dimensions: "
+                                 f"{list(assembly.dims)}, its coordinates: {present}); it needs {needs}")
+
+
+def _conflicting_ids(table) -> list:
+    """Stimulus ids listed in several rows of ``table`` that differ (identical rows are the same stimulus)."""
+    repeated = table[table["stimulus_id"].duplicated(keep=False)]
+    return [stimulus_id for stimulus_id, rows in repeated.astype(str).groupby(repeated["stimulus_id"])
+            if len(rows.drop_duplicates()) > 1]
+
+
+def check_unique_stimuli(identifier: str, stimulus_set) -> None:
+    """A stimulus id listed in several rows of a stimulus set must have the same metadata in each.
+
+    Raises:
+        InvalidTargetError: ids whose rows differ.
+    """
+    conflicting = _conflicting_ids(stimulus_set)
+    if conflicting:
+        raise InvalidTargetError(f"{identifier}: stimulus ids {conflicting[:5]} ({len(conflicting)} in all) are "
+                                 f"listed in several rows of the stimulus set with different metadata; list each "
+                                 f"stimulus once")
 
 
 def _valid_neuroids(values: np.ndarray, identifier: str) -> np.ndarray:
@@ -143,7 +193,14 @@ def _split_rows(split, assembly, identifier: str) -> list:
     try:
         values, splits = split.build_splits(assembly)
     except ValueError as error:
-        raise InvalidTargetError(f"{identifier}: Brain-Score cannot split it: {error}") from error
+        if not stratification:
+            raise InvalidTargetError(f"{identifier}: Brain-Score cannot split it: {error}") from error
+        _, first = np.unique(assembly[coord].values, return_index=True)
+        classes, counts = np.unique(assembly[stratification].values[first], return_counts=True)
+        raise InvalidTargetError(
+            f"{identifier}: too few stimuli per {stratification!r} class for {n_splits} stratified splits (stimuli "
+            f"per class: {dict(zip(map(str, classes), map(int, counts)))}; scikit-learn: {error}); add stimuli, "
+            f"or pass fewer splits or stratification_coord=None") from error
     values, rows = np.asarray(values.values), assembly[coord].values
     return [(np.flatnonzero(np.isin(rows, values[train])), np.flatnonzero(np.isin(rows, values[test])))
             for train, test in splits]
@@ -158,24 +215,26 @@ def _target(assembly, region: str, split, ceiling: float | None, identifier: str
     stimulus_set = assembly.attrs.get("stimulus_set")
     if stimulus_set is None:
         raise InvalidTargetError(f"{identifier}: the assembly has no attrs['stimulus_set']; attach its StimulusSet")
+    check_dimensions(identifier, assembly, ("presentation", "neuroid"), ("stimulus_id",), optional=("time_bin",),
+                     needs="the dimensions presentation x neuroid (x time_bin) and a stimulus_id coordinate along "
+                           "presentation")
     assembly = _average_time_bins(assembly, time_bin, identifier)
+    repeated = _has_coord(assembly, "repetition")
+    averaged = (_average_repetitions(assembly) if repeated else assembly).transpose("presentation", "neuroid")
+    stimulus_ids = averaged["stimulus_id"].values
+    check_stimulus_ids(identifier, stimulus_ids, stimulus_set)
+    splits = _split_rows(split, averaged, identifier)  # before the ceiling: a data error surfaces at once
     if ceiling is None:
-        if _has_coord(assembly, "repetition") and len(np.unique(assembly["repetition"])) > 1:
+        if repeated and len(np.unique(assembly["repetition"])) > 1:
             from brainscore_vision import load_ceiling
             ceiling = float(load_ceiling("internal_consistency")(assembly))
         else:
             warnings.warn(f"{identifier}: no repetitions to estimate a ceiling from; using 1.0")
             ceiling = 1.0
-    if _has_coord(assembly, "repetition"):
-        assembly = _average_repetitions(assembly)
-    assembly = assembly.transpose("presentation", "neuroid")
-    stimulus_ids = assembly["stimulus_id"].values
-    check_stimulus_ids(identifier, stimulus_ids, stimulus_set)
     if visual_degrees is not None:
         stimulus_set = place_on_screen(stimulus_set, target_visual_degrees=model_visual_degrees,
                                        source_visual_degrees=visual_degrees)
-    splits = _split_rows(split, assembly, identifier)
-    responses = assembly.values.astype(np.float64)
+    responses = averaged.values.astype(np.float64)
     keep = _valid_neuroids(responses, identifier)
     return RegionTarget(region=region, identifier=identifier, stimulus_set=stimulus_set, stimulus_ids=stimulus_ids,
                         responses=responses[:, keep], splits=splits, n_components=n_components,
@@ -198,17 +257,21 @@ def from_assembly(assembly, region: str, ceiling: float | None = None, identifie
     over repetitions (1.0, with a warning, when there are none).
 
     Raises:
-        InvalidTargetError: no attached stimulus set, stimulus ids missing from it, no usable time bin, fewer
-            stimuli than splits, a missing stratification coordinate, only NaN or constant neuroids, or
-            ``kfold=True`` with another ``train_size``.
+        InvalidTargetError: no attached stimulus set, missing dimensions or coordinates, stimulus ids missing from
+            the stimulus set or listed there twice with different metadata, no usable time bin, fewer stimuli than
+            splits or too few per stratification class, a missing stratification coordinate, only NaN or constant
+            neuroids, or ``kfold=True`` with another ``train_size``.
     """
     from brainscore_vision.metric_helpers.transformations import Split
 
     if kfold and train_size != TRAIN_SIZE:
         raise InvalidTargetError(f"kfold=True splits into {splits} equal folds; leave train_size at {TRAIN_SIZE}")
+    identifier = identifier or f"{region}-assembly"
+    if assembly.attrs.get("stimulus_set") is not None:
+        check_unique_stimuli(identifier, assembly.attrs["stimulus_set"])
     split = Split(splits=splits, train_size=train_size, stratification_coord=stratification_coord, kfold=kfold,
                   random_state=random_state)
-    return _target(assembly, region, split, ceiling, identifier or f"{region}-assembly", n_components, time_bin,
+    return _target(assembly, region, split, ceiling, identifier, n_components, time_bin,
                    visual_degrees, model_visual_degrees)
 
 
@@ -232,8 +295,10 @@ def stimulus_set_from_csv(stimuli_csv: str | Path):
     """A ``StimulusSet`` from a table with columns ``stimulus_id``, ``filename`` (relative to the CSV's folder) and
     any other metadata (``object_name``, ``image_label``, ...).
 
+    A stimulus listed in several identical rows (the same file, once resolved) is kept once.
+
     Raises:
-        InvalidTargetError: a column is missing.
+        InvalidTargetError: a column is missing, or a stimulus id is listed with different files or metadata.
         FileNotFoundError: a listed image file does not exist.
     """
     import pandas as pd
@@ -244,9 +309,14 @@ def stimulus_set_from_csv(stimuli_csv: str | Path):
     for column in ("stimulus_id", "filename"):
         if column not in table:
             raise InvalidTargetError(f"{stimuli_csv} has no column {column!r} (needs stimulus_id, filename)")
+    table["filename"] = [os.path.normpath(stimuli_csv.parent / str(name)) for name in table["filename"]]
+    conflicting = _conflicting_ids(table)
+    if conflicting:
+        raise InvalidTargetError(f"{stimuli_csv}: stimulus ids {conflicting[:5]} ({len(conflicting)} in all) are "
+                                 f"listed in several rows with different files or metadata; list each stimulus once")
+    table = table.drop_duplicates(ignore_index=True)
     stimulus_set = StimulusSet(table.drop(columns="filename"))
-    stimulus_set.stimulus_paths = {sid: str(stimuli_csv.parent / name)
-                                   for sid, name in zip(table["stimulus_id"], table["filename"])}
+    stimulus_set.stimulus_paths = dict(zip(table["stimulus_id"], table["filename"]))
     stimulus_set.identifier = stimuli_csv.stem
     missing_files = [p for p in stimulus_set.stimulus_paths.values() if not Path(p).is_file()]
     if missing_files:

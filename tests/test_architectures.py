@@ -115,8 +115,8 @@ def test_arch_and_method_for_empty_cells():
     assert spvvs_ids.arch_and_method("resnet18-adam-00001_imagenet_full", "") == ("resnet18-adam-00001", "supervised")
     assert spvvs_ids.arch_and_method("simclr_resnetflexfilters-f-1-16-20-3_imagenet_full_seed-0", "") == (
         "resnetflexfilters-f-1-16-20-3", "simclr")
-    assert spvvs_ids.arch_and_method("adv_resnetflexfilters-f-1-16-20-0_imagenet_full_ffgsm_eps-1_alpha-125-ep10_seed-0",
-                             "") == ("resnetflexfilters-f-1-16-20-0", "adversarial")
+    adversarial = "adv_resnetflexfilters-f-1-16-20-0_imagenet_full_ffgsm_eps-1_alpha-125-ep10_seed-0"
+    assert spvvs_ids.arch_and_method(adversarial, "") == ("resnetflexfilters-f-1-16-20-0", "adversarial")
     assert spvvs_ids.arch_and_method("vit_b_16_imagenet_10_seed-0", "") == ("vit_b_16", "supervised")
     assert spvvs_ids.arch_and_method("efficientnet_b1_ecoset_10_seed-10", "") == ("efficientnet_b1", "supervised")
     assert spvvs_ids.arch_and_method("resnet34_imagenet21kP_full_seed-0-50ep", "") == ("resnet34", "supervised")

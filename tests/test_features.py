@@ -1,4 +1,7 @@
-"""The one-pass feature store: column-blocked files written batch by batch read back to exactly the activations."""
+"""The one-pass feature store: column-blocked files written batch by batch read back to exactly the activations; a
+failed extraction leaves none of its files behind."""
+import errno
+
 import numpy as np
 import pytest
 import torch
@@ -6,7 +9,7 @@ import torchvision
 
 from brainscore_plugins import synthetic
 from brainscore_plugins.preprocessing import preprocessing_for
-from region_commitment import features
+from region_commitment import DiskFullError, features
 
 
 @pytest.fixture(scope="module")
@@ -47,3 +50,32 @@ def test_a_store_of_other_images_is_extracted_again(wrapper_and_paths, tmp_path)
     features.extract(wrapper, ["avgpool"], paths[:4], tmp_path / "store", progress=False)
     store = features.extract(wrapper, ["avgpool"], paths, tmp_path / "store", progress=False)
     assert store.paths == paths and store.layer("avgpool").shape[0] == len(paths)
+
+
+def test_a_failed_extraction_removes_its_files(wrapper_and_paths, tmp_path, monkeypatch):
+    """A full disk at the second batch (the files are written, partly): a DiskFullError saying how much is needed;
+    the store's files go, what else its folder held stays. An interrupt removes the folder the extraction made."""
+    wrapper, paths = wrapper_and_paths
+    real, writes = features._write, []
+
+    def full_at_the_second_batch(*args):
+        writes.append(1)
+        if len(writes) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(*args)
+
+    monkeypatch.setattr(features, "_write", full_at_the_second_batch)
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "notes.txt").write_text("not the store's")
+    need = 4 * len(paths) * (64 * 8 * 8 + 512) / 1e9  # layer1.0 (64 x 8 x 8 at 32 px) and avgpool
+    with pytest.raises(DiskFullError, match=rf"Disk full at .*store: the features of 2 layer\(s\) for {len(paths)} "
+                                            rf"images need ~{need:.2f} GB"):
+        features.extract(wrapper, ["layer1.0", "avgpool"], paths, tmp_path / "store", batch_size=5, progress=False)
+    assert [p.name for p in (tmp_path / "store").iterdir()] == ["notes.txt"]
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(features, "_write", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        features.extract(wrapper, ["avgpool"], paths, tmp_path / "new", progress=False)
+    assert not (tmp_path / "new").exists()

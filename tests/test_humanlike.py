@@ -1,6 +1,7 @@
 """humanlike-vits (hlvit): catalog grid, architectures and parameter counts, MAE checkpoints (forged in the published
 layout), Hugging Face cache / mirror / offline behaviour, layers, and Brain-Score loading in a fresh process."""
 import csv
+import functools
 import importlib.util
 import json
 import os
@@ -307,6 +308,8 @@ def test_an_uncommitted_model_is_committed_on_load(env, linked, tmp_path, monkey
     for path in reference.default_reference_images(tmp_path / "images", n=30):
         (images / path.name).symlink_to(path)
     monkeypatch.setenv(commitment_settings.REFERENCE_ENV, str(images))
+    # as many PCA components as the 30 reference images hold (a folder must hold n_components images)
+    monkeypatch.setattr(factory, "commit", functools.partial(factory.commit, n_components=30))
 
     model = factory.brain_model(FT)
     folder = tmp_path / "data" / "commitments" / "hlvit"

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from brainscore_plugins import synthetic
-from region_commitment import CommitmentError, reference as ref, settings as commitment_settings
+from region_commitment import CommitmentError, digests, reference as ref, settings as commitment_settings
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ def test_indices_and_images_are_brainscores_own(n, brainscore_env, tiny_images):
     reference = ref.reference_images(None, brainscore_env / "cache", n=n)
     assert reference.paths == theirs
     assert reference.provenance["kind"] == "brainscore-imagenet" and reference.provenance["n"] == n
-    assert reference.provenance["digest"] == ref.digest(theirs)
+    assert reference.provenance["digest"] == digests.files(theirs)
 
 
 def test_unreachable_default_falls_back_to_the_builtin_set_with_a_warning(brainscore_env, monkeypatch):
@@ -113,3 +113,21 @@ def test_plain_folder_and_bad_folders(tmp_path, tiny_images):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="No images"):
         ref.reference_images(str(tmp_path / "empty"), tmp_path, n=5)
+
+
+@pytest.mark.parametrize("n", [0, -5, 2.5, True, "10", 10 ** 8, 2 * 10 ** 5])
+def test_a_count_outside_the_sources_images_is_refused_before_any_image_is_read_or_written(n, tmp_path, tiny_images,
+                                                                                           brainscore_env):
+    folder = str(Path(tiny_images[0]).parent)
+    for source in ("builtin", "brainscore", None, folder):
+        with pytest.raises(CommitmentError, match=r"n_components=.* is not a whole number from 1 to"):
+            ref.reference_images(source, tmp_path / "cache", n=n)
+    assert not (tmp_path / "cache").exists() and not (brainscore_env / "mt_home").exists()  # nothing written
+
+
+def test_a_plain_folder_gives_at_most_its_images(tmp_path, tiny_images):
+    folder = str(Path(tiny_images[0]).parent)
+    assert len(ref.reference_images(folder, tmp_path, n=7).paths) == 7
+    with pytest.raises(CommitmentError, match=r"n_components=8 is not a whole number from 1 to 7, the reference "
+                                              r"images the folder .*tiny.* holds"):
+        ref.reference_images(folder, tmp_path, n=8)

@@ -149,7 +149,7 @@ def test_bad_behavioral_data(behavior_benchmark):
     foreign.attrs["stimulus_set"] = trials.attrs["stimulus_set"].iloc[:10]
     with pytest.raises(ValueError, match="stimulus ids of the assembly are not in its stimulus set"):
         from_behavioral_assembly(foreign, fitting)
-    with pytest.raises(ValueError, match="no 'dist_obj' coordinate"):
+    with pytest.raises(ValueError, match=r"lacks the coordinate\(s\) \['dist_obj'\]"):
         from_behavioral_assembly(trials.reset_index("presentation").drop_vars("dist_obj"), fitting)
 
 
