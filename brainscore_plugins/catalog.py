@@ -126,8 +126,7 @@ def _aliases() -> dict[str, str]:
 
 def identifiers(family: str | None = None, checkpoints: bool = False) -> list[str]:
     """Registered identifiers: one per model (its latest checkpoint), plus every epoch checkpoint if asked."""
-    return [identifier for identifier, entry in registered(family)
-            if checkpoints or identifier == entry.bare_identifier]
+    return select(family=family, checkpoints=checkpoints)
 
 
 def resolve(name: str) -> Entry:
