@@ -540,6 +540,22 @@ def _kind(tensor: torch.Tensor) -> str:
     return "bool" if tensor.dtype == torch.bool else "integer"
 
 
+def load_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a ``.safetensors`` file (a format that holds only tensors: nothing in it runs).
+
+    Raises:
+        CheckpointInvalidError: the file is truncated, corrupt or no safetensors file.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        raise CheckpointInvalidError(f"{path} is not a readable safetensors file ({error}); delete it so that it is "
+                                     f"fetched again") from error
+
+
 def extract_state_dict(checkpoint: Mapping, weights_key: str, prefix: str = "module.",
                        container: str | None = "state", source: str = "checkpoint") -> dict[str, torch.Tensor]:
     """The weights at ``checkpoint['state'][weights_key]`` (``checkpoint[weights_key]`` with ``container=None``, as
@@ -617,6 +633,10 @@ class CheckpointFormat:
     forge: Callable[[object, dict, int], dict]
     ignore: tuple[str, ...] = ()
     state_dict_filter: Callable[[dict, torch.nn.Module], dict] | None = None
+
+    def forge_companions(self, mirror: Path, seed: int = 0) -> list[Path]:
+        """Forge into ``mirror`` the files this format loads besides the checkpoint itself (none here)."""
+        return []
 
     def load_into(self, model: torch.nn.Module, path: str | Path, weights_key: str) -> torch.nn.Module:
         """Read ``path`` safely, declaring at most :func:`storage_bound` of ``model`` (which may be on the meta

@@ -57,7 +57,11 @@ def _list(args) -> None:
 
 
 def _name(identifier: str) -> str:
-    from . import catalog
+    """The registered identifier: a catalog identifier (study ids resolved), or a family's ``<identifier>-fmri``."""
+    from . import catalog, families
+    base = identifier.removesuffix(families.FMRI_SUFFIX)
+    if base != identifier and families.get(catalog.resolve(base).family).fmri_predictor:
+        return catalog.resolve_identifier(base) + families.FMRI_SUFFIX
     return catalog.resolve_identifier(identifier)
 
 
@@ -143,10 +147,11 @@ def _score(args) -> None:
     """``brainscore_vision.score``; first a warning line when the benchmark's data chose the model's layers
     (``provenance.selection_overlap``)."""
     import logging
-    from . import provenance
+    from . import families, provenance
 
     name = _name(args.identifier)
-    overlap = provenance.selection_overlap(name, args.benchmark)
+    predictor = name.endswith(families.FMRI_SUFFIX)  # an fMRI predictor: no layers were chosen on any data
+    overlap = None if predictor else provenance.selection_overlap(name, args.benchmark)
     if overlap:
         logging.getLogger(__name__).warning("warning: %s", overlap)
     import brainscore_vision

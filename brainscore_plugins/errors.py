@@ -47,3 +47,8 @@ class CommitmentInputError(CommitmentFailedError, ValueError):
 
 class BenchmarkDataUnavailableError(CommitmentFailedError):
     """A benchmark named by identifier could not be loaded (its data are neither cached nor reachable)."""
+
+
+class AlgonautsDataError(BrainscorePluginsError, ValueError):
+    """The Algonauts 2023 challenge data folder is missing, incomplete or inconsistent (the message names the
+    expected layout and exactly what is wrong)."""

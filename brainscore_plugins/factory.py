@@ -7,8 +7,8 @@ from pathlib import Path
 import torch
 
 from . import architectures, candidates, catalog, commitments, families, hub, provenance
-from .errors import (BenchmarkDataUnavailableError, CommitmentFailedError, CommitmentInputError, NotCommittedError,
-                     UnsupportedModelError)
+from .errors import (BenchmarkDataUnavailableError, CommitmentFailedError, CommitmentInputError, ModelNotFoundError,
+                     NotCommittedError, UnsupportedModelError)
 from .preprocessing import pipeline_name, preprocessing_for
 
 _logger = logging.getLogger(__name__)
@@ -87,7 +87,8 @@ def activations_model(name: str, pretrained: bool = True, preprocessing: str | N
     pipeline = pipeline_name(default, preprocessing)
     identifier = name if pipeline == default else f"{name}-{pipeline}-preprocessing"
     return PytorchWrapper(identifier=identifier, model=create_model(name, pretrained),
-                          preprocessing=preprocessing_for(entry.resize, entry.crop, entry.interpolation, pipeline),
+                          preprocessing=preprocessing_for(entry.resize, entry.crop, entry.interpolation, pipeline,
+                                                          *family.normalization),
                           batch_size=family.eval_batch_size(entry.arch))
 
 
@@ -170,6 +171,24 @@ def _commitment_error(name: str, error: Exception) -> CommitmentFailedError:
     return kind(f"{name}: {error}")
 
 
+def fmri_predictor(name: str, pretrained: bool = True):
+    """The fMRI predictor ``<identifier>-fmri`` of a family that declares one (``Family.fmri_predictor``): the
+    network with its family's preprocessing, no region commitment needed.
+
+    Raises:
+        ModelNotFoundError: an unknown identifier, or a family without fMRI predictors.
+        UnsupportedModelError, WeightsUnavailableError, CheckpointInvalidError: as :func:`create_model`.
+    """
+    base = name[:-len(families.FMRI_SUFFIX)]
+    entry = catalog.resolve(base)
+    family = families.get(entry.family)
+    if family.fmri_predictor is None:
+        raise ModelNotFoundError(f"{name}: {family.title} models predict no fMRI; use {base} (a Brain-Score model)")
+    preprocessing = preprocessing_for(entry.resize, entry.crop, entry.interpolation,
+                                      pipeline_name(family.preprocessing), *family.normalization)
+    return family.fmri_predictor(name, create_model(base, pretrained), preprocessing)
+
+
 def brain_model(name: str, pretrained: bool = True):
     """A ``ModelCommitment`` with the region -> layer map and behavioral readout layer of :func:`commitment`; a model
     without one is first committed by :func:`commit` on the default benchmarks (once: the map is written into the
@@ -183,6 +202,8 @@ def brain_model(name: str, pretrained: bool = True):
     """
     from brainscore_vision.model_helpers.brain_transformation import ModelCommitment
 
+    if name.endswith(families.FMRI_SUFFIX):
+        return fmri_predictor(name, pretrained)
     found = commitment(name)
     if found is None:
         if not pretrained:

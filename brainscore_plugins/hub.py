@@ -434,10 +434,11 @@ def _hf_published(repo_id: str, filename: str, path: Path, offline: bool) -> str
     return blob.name if blob.parent.name == "blobs" and _SHA256.fullmatch(blob.name) else None
 
 
-def fetch_hf(repo_id: str, filename: str, sha256: str | None = None, progress: bool = True) -> Weights:
+def fetch_hf(repo_id: str, filename: str, sha256: str | None = None, progress: bool = True,
+             mirror_path: str | None = None) -> Weights:
     """The local file ``filename`` of Hugging Face model repo ``repo_id``: the mirror copy
-    ``$BRAINSCORE_PLUGINS_MIRROR/<filename>``, else ``hf_hub_download`` (its cache; cache only when offline), checked
-    as :func:`fetch` does, an LFS file against the sha256 the Hub publishes.
+    ``$BRAINSCORE_PLUGINS_MIRROR/<mirror_path>`` (default: ``<filename>``), else ``hf_hub_download`` (its cache;
+    cache only when offline), checked as :func:`fetch` does, an LFS file against the sha256 the Hub publishes.
 
     Raises:
         WeightsUnavailableError: not mirrored, and neither cached nor downloadable.
@@ -445,7 +446,7 @@ def fetch_hf(repo_id: str, filename: str, sha256: str | None = None, progress: b
         CheckpointInvalidError: the mirror's file is a link leading out of the mirror.
     """
     record = cache_dir() / "huggingface" / repo_id / f"{filename}.sha256"
-    mirrored = _mirrored(filename, record, sha256)
+    mirrored = _mirrored(mirror_path or filename, record, sha256)
     if mirrored:
         return mirrored
     from huggingface_hub import hf_hub_download
@@ -457,7 +458,8 @@ def fetch_hf(repo_id: str, filename: str, sha256: str | None = None, progress: b
         how = "HF_HUB_OFFLINE is set and the Hugging Face cache has no copy" if offline else \
             f"the download failed ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"
         raise WeightsUnavailableError(
-            f"Cannot get {filename} of the Hugging Face repo {repo_id}: {how}; {_mirror_hint(filename)}, "
+            f"Cannot get {filename} of the Hugging Face repo {repo_id}: {how}; "
+            f"{_mirror_hint(mirror_path or filename)}, "
             f"or download it once online (huggingface-cli download {repo_id} {filename}).") from error
     published = sha256 or _hf_published(repo_id, filename, path, offline)
     return _checked(path, path, record, published, "huggingface")

@@ -106,7 +106,7 @@ def sources(prefix: str) -> dict[str, str]:
     module = f"brainscore_plugins/families/{prefix}.py"
     return {
         "__init__.py": INIT.format(generated=GENERATED.format(origin=f"brainscore_plugins/data/{family.catalog}"))
-        + _registry_lines(identifier for identifier, _ in catalog.registered(prefix)),
+        + _registry_lines(families.registered_identifiers(prefix)),
         "model.py": MODEL.format(summary=family.summary, generated=GENERATED.format(origin=module),
                                  citation=family.citation),
         "test.py": TEST.format(generated=GENERATED.format(origin=module), runtime="brainscore_plugins",

@@ -18,7 +18,6 @@ import functools
 
 import numpy as np
 from PIL import Image
-from torchvision import transforms
 
 from . import settings
 
@@ -40,8 +39,9 @@ def pipeline_name(family_default: str, requested: str | None = None) -> str:
 
 @functools.lru_cache(maxsize=None)
 def eval_transform(resize: int, crop: int, interpolation: str,
-                   mean: tuple = IMAGENET_MEAN, std: tuple = IMAGENET_STD) -> transforms.Compose:
-    """The ``training-config`` transform of a PIL image."""
+                   mean: tuple = IMAGENET_MEAN, std: tuple = IMAGENET_STD):
+    """The ``training-config`` transform of a PIL image (a torchvision ``Compose``)."""
+    from torchvision import transforms  # here: the family declarations import this module without torch
     try:
         mode = transforms.InterpolationMode(interpolation.lower())
     except ValueError:
@@ -56,14 +56,14 @@ def eval_transform(resize: int, crop: int, interpolation: str,
 
 
 @functools.lru_cache(maxsize=None)
-def brainscore_transform(resize: int, crop: int):
+def brainscore_transform(resize: int, crop: int, mean: tuple = IMAGENET_MEAN, std: tuple = IMAGENET_STD):
     """The ``brainscore`` transform of an RGB ``uint8`` array (albumentations, as Brain-Score's plugin builds it)."""
     import albumentations as A
     from albumentations.pytorch import ToTensorV2
     return A.Compose([
         A.Resize(resize, resize, p=1.0, interpolation=1),  # cv2.INTER_LINEAR, as the plugin always uses
         A.CenterCrop(crop, crop, p=1.0),
-        A.Normalize(mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD)),
+        A.Normalize(mean=list(mean), std=list(std)),
         ToTensorV2(),
     ])
 
@@ -74,18 +74,21 @@ def _rgb(path) -> Image.Image:
 
 
 def load_preprocess_images(image_filepaths, resize: int, crop: int, interpolation: str,
-                           pipeline: str = TRAINING_CONFIG) -> np.ndarray:
+                           pipeline: str = TRAINING_CONFIG, mean: tuple = IMAGENET_MEAN,
+                           std: tuple = IMAGENET_STD) -> np.ndarray:
     """Brain-Score's ``preprocessing`` contract: file paths -> a float32 batch (N, 3, crop, crop)."""
+    mean, std = tuple(mean), tuple(std)
     if pipeline == BRAINSCORE:
-        transform = brainscore_transform(resize, crop)
+        transform = brainscore_transform(resize, crop, mean, std)
         return np.stack([transform(image=np.array(_rgb(path)))["image"].numpy() for path in image_filepaths])
-    transform = eval_transform(resize, crop, interpolation)
+    transform = eval_transform(resize, crop, interpolation, mean, std)
     return np.stack([transform(_rgb(path)).numpy() for path in image_filepaths])
 
 
-def preprocessing_for(resize: int, crop: int, interpolation: str, pipeline: str = TRAINING_CONFIG):
-    """A picklable preprocessing callable for ``PytorchWrapper``."""
+def preprocessing_for(resize: int, crop: int, interpolation: str, pipeline: str = TRAINING_CONFIG,
+                      mean: tuple = IMAGENET_MEAN, std: tuple = IMAGENET_STD):
+    """A picklable preprocessing callable for ``PytorchWrapper`` (``mean``/``std``: the family's normalisation)."""
     if pipeline not in PIPELINES:
         raise ValueError(f"Unknown preprocessing {pipeline!r}; use one of: {', '.join(PIPELINES)}")
     return functools.partial(load_preprocess_images, resize=resize, crop=crop, interpolation=interpolation,
-                             pipeline=pipeline)
+                             pipeline=pipeline, mean=tuple(mean), std=tuple(std))

@@ -14,6 +14,7 @@ CACHE = "BRAINSCORE_PLUGINS_CACHE"
 LOCK_TIMEOUT = "BRAINSCORE_PLUGINS_LOCK_TIMEOUT"
 DATA = "BRAINSCORE_PLUGINS_DATA"
 PREPROCESSING = "BRAINSCORE_PLUGINS_PREPROCESSING"
+ALGONAUTS = "BRAINSCORE_PLUGINS_ALGONAUTS_DIR"
 HF_HUB_OFFLINE = "HF_HUB_OFFLINE"
 HF_HUB_CACHE = "HF_HUB_CACHE"
 
@@ -27,6 +28,8 @@ VARIABLES = (
     Variable(DATA, "brainscore-plugins in the user data folder ($XDG_DATA_HOME, else ~/.local/share)",
              "what `commit` writes: region maps, readout layers, score tables, plots and provenance"),
     Variable(PREPROCESSING, "the family's default", "image pipeline of every model: 'brainscore' or 'training-config'"),
+    Variable(ALGONAUTS, "unset", "the Algonauts 2023 challenge data folder (algonauts_2023_challenge_data: subj01 "
+                                 "... subj08) that the algonauts2023 benchmarks read"),
     Variable(HF_HUB_OFFLINE, "unset", "1: Hugging Face Hub files come from its cache only (no network)"),
     Variable(HF_HUB_CACHE, "huggingface_hub's default", "where huggingface_hub caches Hub files"),
 )
@@ -67,6 +70,11 @@ def data_dir() -> Path:
 
 def preprocessing() -> str | None:
     return os.environ.get(PREPROCESSING) or None
+
+
+def algonauts_dir() -> Path | None:
+    value = os.environ.get(ALGONAUTS)
+    return Path(value).expanduser() if value else None
 
 
 def hf_offline() -> bool:

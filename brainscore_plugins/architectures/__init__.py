@@ -39,11 +39,13 @@ from typing import Callable
 import torch
 from torch import nn
 
-from . import classic, cornet_s, flex, humanlike, ssl, vit
+from . import classic, cornet_s, flex, grouplin, humanlike, ssl, vit
 
-TRAINING_METHODS = ("supervised", "adversarial", "simclr", "dino", "mae", "mae-finetuned")
+TRAINING_METHODS = ("supervised", "adversarial", "simclr", "dino", "mae", "mae-finetuned", "grouplin-head",
+                    "grouplin-finetune")
 # humanlike-vits (arXiv:2308.03712): "mae" = MAE-pretrained encoder (no head), "mae-finetuned" = its ImageNet
-# finetuned classifier.
+# finetuned classifier. GroupLin (arXiv:2308.02351): "grouplin-head" = the fMRI head trained on a frozen trunk
+# (phase 1), "grouplin-finetune" = head and trunk attention fine-tuned (phase 2).
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,8 @@ REGISTRY: dict[str, ArchSpec] = {
     "deitflex": ArchSpec("ViTFlex", flex.DEITFLEX_PATTERN, lambda m, n: flex.build_deitflex(m.string, n)),
     "humanlike_vit": ArchSpec("HumanlikeViT", humanlike.PATTERN, lambda m, n: humanlike.build(m.string, n),
                               ("mae", "mae-finetuned")),
+    "grouplin": ArchSpec("GroupLin", grouplin.PATTERN, lambda m, n: grouplin.build(),
+                         ("grouplin-head", "grouplin-finetune")),
 }
 
 

@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from ..errors import ModelNotFoundError
+from ..preprocessing import IMAGENET_MEAN, IMAGENET_STD
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
+FMRI_SUFFIX = "-fmri"
 
 
 def _block_outputs(model) -> list[str]:
@@ -43,6 +45,9 @@ class Family:
     requirements: tuple[str, ...] = ("torch", "torchvision", "timm", "numpy<2")
     candidate_layers: Callable = _block_outputs        # built network -> candidate layers, readout last
     eval_batch_size: Callable[[str], int] = field(default=lambda arch: 64)  # arch -> images per forward pass
+    normalization: tuple[tuple, tuple] = (IMAGENET_MEAN, IMAGENET_STD)  # (mean, std) the network was trained with
+    fmri_predictor: Callable | None = None  # (identifier, network, preprocessing) -> a model that predicts fMRI;
+    # when set, every identifier X also registers X + FMRI_SUFFIX (:func:`brainscore_plugins.factory.brain_model`)
 
     @property
     def catalog_path(self) -> Path:
@@ -77,6 +82,14 @@ def all_families() -> dict[str, Family]:
     """Prefix -> family, in prefix order."""
     _discover()
     return dict(sorted(_REGISTRY.items()))
+
+
+def registered_identifiers(prefix: str) -> list[str]:
+    """Every identifier the plugin folder of family ``prefix`` registers: the catalog's, then (for a family with an
+    fMRI predictor) each with :data:`FMRI_SUFFIX`."""
+    from ..catalog import registered
+    identifiers = [identifier for identifier, _ in registered(prefix)]
+    return identifiers + ([i + FMRI_SUFFIX for i in identifiers] if get(prefix).fmri_predictor else [])
 
 
 def get(prefix: str) -> Family:
