@@ -11,14 +11,13 @@ meta device. No region commitment is published: ``brainscore-plugins commit <ide
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from brainscore_plugins import architectures  # noqa: E402
-from catalog_tools import output_argument, write_rows  # noqa: E402
+from catalog_tools import generate  # noqa: E402
 
 FAMILY = "grouplin"
 RELEASE = "https://github.com/cmi-dair/algonauts23/releases/download/v0.1.0"
@@ -43,11 +42,7 @@ def build_rows() -> list[dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    output_argument(parser)
-    rows = build_rows()
-    out = write_rows(FAMILY, rows, parser.parse_args().output)
-    print(f"{out}: {len(rows)} models")
+    generate(FAMILY, __doc__, build_rows, lambda rows: f"{len(rows)} models")
 
 
 if __name__ == "__main__":

@@ -16,14 +16,13 @@ and readout columns stay empty (``brainscore-plugins commit <identifier>`` compu
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from brainscore_plugins.architectures import humanlike  # noqa: E402
-from catalog_tools import output_argument, write_rows  # noqa: E402
+from catalog_tools import generate  # noqa: E402
 
 FAMILY = "hlvit"
 REPO_ID = "eminorhan/humanlike-vits"
@@ -73,11 +72,7 @@ def build_rows() -> list[dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    output_argument(parser)
-    rows = build_rows()
-    out = write_rows(FAMILY, rows, parser.parse_args().output)
-    print(f"{out}: {len(rows)} models ({len(model_ids())} ids, pretrained and finetuned)")
+    generate(FAMILY, __doc__, build_rows, lambda rows: f"{len(rows)} models ({len(model_ids())} ids, pretrained and finetuned)")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """Writing a family's catalog CSV (used by the generator scripts beside this file)."""
 from __future__ import annotations
 
+import argparse
 import csv
 from pathlib import Path
+from typing import Callable
 
 from brainscore_plugins import families
 from brainscore_plugins.catalog import CSV_COLUMNS
@@ -23,3 +25,13 @@ def write_rows(prefix: str, rows: list[dict], out: Path | None = None) -> Path:
         writer.writeheader()
         writer.writerows(rows)
     return out
+
+
+def generate(prefix: str, description: str, build_rows: Callable[[], list[dict]],
+             summary: Callable[[list[dict]], str]) -> None:
+    """The command line of a generator without inputs of its own: ``--output``, write the rows, print a summary."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    output_argument(parser)
+    rows = build_rows()
+    out = write_rows(prefix, rows, parser.parse_args().output)
+    print(f"{out}: {summary(rows)}")
