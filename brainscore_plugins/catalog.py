@@ -62,6 +62,13 @@ class Entry:
         return f"{self.family}_{self.model_id}"
 
     @property
+    def mirror_path(self) -> str:
+        """The file's path in the mirror: ``weights_file``, under its Hub repository when that is a bare file name
+        that does not say which model it holds (every timm repository's ``model.safetensors``)."""
+        return f"{self.hf_repo}/{self.weights_file}" if self.hf_repo and "/" not in self.weights_file \
+            else self.weights_file
+
+    @property
     def region_layer_map(self) -> dict[str, str]:
         return {region: getattr(self, region) for region in REGIONS if getattr(self, region)}
 

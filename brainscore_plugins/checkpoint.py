@@ -584,6 +584,29 @@ def extract_state_dict(checkpoint: Mapping, weights_key: str, prefix: str = "mod
     return {(k[len(prefix):] if prefix and k.startswith(prefix) else k): v for k, v in weights.items()}
 
 
+def check_layout(expected: Mapping[str, tuple], found: Mapping[str, tuple], source: str = "checkpoint") -> None:
+    """Keys, shapes and dtypes of a file's tensors, ``{key: (shape, torch dtype)}``, against the model's (a dtype of
+    the same kind, :func:`_kind`, is fine: it is cast on load).
+
+    Raises:
+        CheckpointInvalidError: listing missing and unexpected keys, bad shapes and weights of another kind.
+    """
+    missing = [k for k in expected if k not in found]
+    unexpected = [k for k in found if k not in expected]
+    mismatched = [f"{k}: {found[k][0]} vs model {shape}" for k, (shape, _) in expected.items()
+                  if k in found and found[k][0] != shape]
+    other_kind = [f"{k}: {found[k][1]} vs model {dtype}" for k, (_, dtype) in expected.items()
+                  if k in found and _kind(torch.empty(0, dtype=found[k][1])) != _kind(torch.empty(0, dtype=dtype))]
+    if missing or unexpected or mismatched or other_kind:
+        def show(keys):
+            return ", ".join(keys[:10]) + (f" ... ({len(keys)} in all)" if len(keys) > 10 else "") or "none"
+        raise CheckpointInvalidError(
+            f"The weights in {source} do not match the architecture. Missing keys: {show(missing)}. "
+            f"Unexpected keys: {show(unexpected)}. Shape mismatches: {show(mismatched)}. "
+            + (f"Dtype mismatches: {show(other_kind)}. " if other_kind else "") +
+            "Check the catalog's arch / num_classes for this identifier.")
+
+
 def load_strict(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], source: str = "checkpoint",
                 ignore: tuple[str, ...] = ()) -> None:
     """``load_state_dict(strict=True)`` with an error that lists missing and unexpected keys, bad shapes and weights of
@@ -596,20 +619,8 @@ def load_strict(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], 
     if ignore:
         state_dict = {k: v for k, v in state_dict.items() if not k.startswith(ignore)}
     expected = model.state_dict()
-    missing = [k for k in expected if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in expected]
-    mismatched = [f"{k}: {tuple(state_dict[k].shape)} vs model {tuple(v.shape)}"
-                  for k, v in expected.items() if k in state_dict and state_dict[k].shape != v.shape]
-    other_kind = [f"{k}: {state_dict[k].dtype} vs model {v.dtype}"
-                  for k, v in expected.items() if k in state_dict and _kind(state_dict[k]) != _kind(v)]
-    if missing or unexpected or mismatched or other_kind:
-        def show(keys):
-            return ", ".join(keys[:10]) + (f" ... ({len(keys)} in all)" if len(keys) > 10 else "") or "none"
-        raise CheckpointInvalidError(
-            f"The weights in {source} do not match the architecture. Missing keys: {show(missing)}. "
-            f"Unexpected keys: {show(unexpected)}. Shape mismatches: {show(mismatched)}. "
-            + (f"Dtype mismatches: {show(other_kind)}. " if other_kind else "") +
-            "Check the catalog's arch / num_classes for this identifier.")
+    check_layout({k: (tuple(v.shape), v.dtype) for k, v in expected.items()},
+                 {k: (tuple(v.shape), v.dtype) for k, v in state_dict.items()}, source)
     on_meta = any(v.is_meta for v in expected.values())
     if on_meta:
         state_dict = {k: v.to(expected[k].dtype) for k, v in state_dict.items()}
@@ -634,6 +645,12 @@ class CheckpointFormat:
     ignore: tuple[str, ...] = ()
     state_dict_filter: Callable[[dict, torch.nn.Module], dict] | None = None
 
+    def forge_file(self, checkpoint: dict, path: Path) -> Path:
+        """Write a forged ``checkpoint`` (from :attr:`forge`) as the published file at ``path``, atomically: a torch
+        pickle."""
+        from .forge import save_atomically
+        return save_atomically(checkpoint, path)
+
     def forge_companions(self, mirror: Path, seed: int = 0) -> list[Path]:
         """Forge into ``mirror`` the files this format loads besides the checkpoint itself (none here)."""
         return []
@@ -652,4 +669,57 @@ class CheckpointFormat:
         if self.state_dict_filter is not None:
             state_dict = self.state_dict_filter(state_dict, model)
         load_strict(model, state_dict, source=str(path), ignore=self.ignore)
+        return model
+
+
+_SAFETENSORS_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+                       "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+                       "BOOL": torch.bool}
+
+
+@dataclass(frozen=True)
+class SafetensorsFormat(CheckpointFormat):
+    """Weights in a ``.safetensors`` file under the network's own key names (timm's Hugging Face repositories).
+
+    The file's header (keys, shapes, dtypes) is checked against the model first, so a wrong variant fails before any
+    weight is read; then the tensors are copied one at a time from the memory-mapped file into the model (cast to its
+    dtype), so the weights are never held twice: peak memory is the model plus its largest tensor.
+    """
+
+    container: str | None = None
+    prefix: str = ""
+    forge: Callable[[object, dict, int], dict] = lambda entry, state_dict, seed: state_dict  # the file is the weights
+
+    def forge_file(self, checkpoint: dict, path: Path) -> Path:
+        """Write the forged weights as a safetensors file (atomically)."""
+        from safetensors.torch import save_file
+
+        from region_commitment import atomic
+        with atomic.replacing(path) as tmp:
+            save_file({k: v.contiguous() for k, v in checkpoint.items()}, str(tmp))
+        return path
+
+    def load_into(self, model: torch.nn.Module, path: str | Path, weights_key: str = "") -> torch.nn.Module:
+        from safetensors import SafetensorError, safe_open
+
+        expected = model.state_dict()
+        if any(v.is_meta for v in expected.values()):
+            load_strict(model, load_safetensors(path), source=str(path))
+            return model
+        try:
+            with safe_open(str(path), framework="pt", device="cpu") as file:
+                found = {}
+                for key in file.keys():
+                    piece = file.get_slice(key)
+                    if piece.get_dtype() not in _SAFETENSORS_DTYPES:
+                        raise CheckpointInvalidError(f"{path}: tensor {key} has dtype {piece.get_dtype()}, which no "
+                                                     f"network here uses; delete the file so that it is fetched again")
+                    found[key] = (tuple(piece.get_shape()), _SAFETENSORS_DTYPES[piece.get_dtype()])
+                check_layout({k: (tuple(v.shape), v.dtype) for k, v in expected.items()}, found, str(path))
+                with torch.no_grad():
+                    for key in found:
+                        expected[key].copy_(file.get_tensor(key))
+        except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+            raise CheckpointInvalidError(f"{path} is not a readable safetensors file ({error}); delete it so that it "
+                                         f"is fetched again") from error
         return model

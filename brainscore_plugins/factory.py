@@ -36,10 +36,23 @@ def _checkpoint_format(entry: catalog.Entry):
     return families.get(entry.family).checkpoint_format(entry.checkpoint_format)
 
 
+def _built(entry: catalog.Entry, for_weights: bool) -> torch.nn.Module:
+    """The network, on the meta device when weights will be loaded into it and it has no buffers that the weights do
+    not hold (non-persistent ones, e.g. a rotary embedding's table): the loaded tensors then become its parameters,
+    so it is never initialised at random nor held twice (a 3B-parameter network peaks at its weights, not double)."""
+    args = (entry.arch, entry.num_classes, entry.training_method)
+    if for_weights:
+        with torch.device("meta"):
+            skeleton = architectures.build(*args)
+        if not any(module._non_persistent_buffers_set for module in skeleton.modules()):
+            return skeleton
+    return architectures.build(*args)
+
+
 def _loaded(entry: catalog.Entry, checkpoint_format, weights: hub.Weights | None) -> torch.nn.Module:
     """``entry``'s network with ``weights`` loaded strictly; a file no hash vouched for is trusted (its sha256
     recorded) only once it loaded (:func:`.hub.use`)."""
-    model = architectures.build(entry.arch, entry.num_classes, entry.training_method)
+    model = _built(entry, weights is not None)
     if weights is not None:
         hub.use(weights, entry.identifier, lambda path: checkpoint_format.load_into(model, path, entry.weights_key))
     return model
@@ -47,7 +60,8 @@ def _loaded(entry: catalog.Entry, checkpoint_format, weights: hub.Weights | None
 
 def _weights(entry: catalog.Entry, progress: bool) -> hub.Weights:
     if entry.hf_repo:
-        return hub.fetch_hf(entry.hf_repo, entry.weights_file, entry.sha256 or None, progress=progress)
+        return hub.fetch_hf(entry.hf_repo, entry.weights_file, entry.sha256 or None, progress=progress,
+                            mirror_path=entry.mirror_path)
     return hub.fetch(entry.url, entry.weights_file, entry.sha256 or None, progress=progress)
 
 
@@ -88,7 +102,7 @@ def activations_model(name: str, pretrained: bool = True, preprocessing: str | N
     identifier = name if pipeline == default else f"{name}-{pipeline}-preprocessing"
     return PytorchWrapper(identifier=identifier, model=create_model(name, pretrained),
                           preprocessing=preprocessing_for(entry.resize, entry.crop, entry.interpolation, pipeline,
-                                                          *family.normalization),
+                                                          *family.normalization(entry.arch)),
                           batch_size=family.eval_batch_size(entry.arch))
 
 
@@ -185,7 +199,7 @@ def fmri_predictor(name: str, pretrained: bool = True):
     if family.fmri_predictor is None:
         raise ModelNotFoundError(f"{name}: {family.title} models predict no fMRI; use {base} (a Brain-Score model)")
     preprocessing = preprocessing_for(entry.resize, entry.crop, entry.interpolation,
-                                      pipeline_name(family.preprocessing), *family.normalization)
+                                      pipeline_name(family.preprocessing), *family.normalization(entry.arch))
     return family.fmri_predictor(name, create_model(base, pretrained), preprocessing)
 
 

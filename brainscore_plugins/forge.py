@@ -36,9 +36,10 @@ def save_atomically(obj, path: Path) -> Path:
 
 
 def forge_into_mirror(name: str, mirror: str | Path, seed: int = 0) -> Path:
-    """Write a forged checkpoint for identifier ``name`` at ``<mirror>/<weights_file>`` (``<model_id>/ep<N>.pt``,
-    or the file's path in its Hugging Face repository), and the other files its format loads (e.g. a pretrained
-    trunk)."""
+    """Write a forged checkpoint for identifier ``name`` at ``<mirror>/<mirror_path>`` (``<model_id>/ep<N>.pt``,
+    or the file's path in its Hugging Face repository, see :attr:`.catalog.Entry.mirror_path`), and the other files
+    its format loads (e.g. a pretrained trunk)."""
     entry = catalog.resolve(name)
-    families.get(entry.family).checkpoint_format(entry.checkpoint_format).forge_companions(Path(mirror), seed)
-    return save_atomically(forged_checkpoint(entry, seed), Path(mirror) / entry.weights_file)
+    checkpoint_format = families.get(entry.family).checkpoint_format(entry.checkpoint_format)
+    checkpoint_format.forge_companions(Path(mirror), seed)
+    return checkpoint_format.forge_file(forged_checkpoint(entry, seed), Path(mirror) / entry.mirror_path)

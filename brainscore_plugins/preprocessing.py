@@ -10,7 +10,10 @@ each family has a default):
   ``Normalize`` (ImageNet mean/std), channels first. The default for ``spvvs``.
 * ``training-config``: the training config's own evaluation transform: torchvision ``Resize(resize)`` of the shorter
   side (aspect ratio kept, antialiased) with the configured interpolation (``bicubic`` means bicubic), ``CenterCrop``,
-  ImageNet mean/std. The default for ``hlvit`` (its author's evaluation); an option for ``spvvs``.
+  the family's mean/std (ImageNet unless it declares another). The default for ``hlvit`` (its author's evaluation),
+  ``grouplin`` and ``svenc``; an option for ``spvvs``.
+* ``unnormalized``: ``training-config`` without the normalisation, pixels in [0, 1]: what the ScalingVisionEncoder
+  study fed its encoders (its ``Normalize`` line is commented out). An option, to reproduce that study.
 """
 from __future__ import annotations
 
@@ -23,8 +26,10 @@ from . import settings
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-BRAINSCORE, TRAINING_CONFIG = "brainscore", "training-config"
-PIPELINES = (BRAINSCORE, TRAINING_CONFIG)
+OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # CLIP's, used by EVA-02, the CLIP towers and ONE-PEACE
+OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+BRAINSCORE, TRAINING_CONFIG, UNNORMALIZED = "brainscore", "training-config", "unnormalized"
+PIPELINES = (BRAINSCORE, TRAINING_CONFIG, UNNORMALIZED)
 
 
 def pipeline_name(family_default: str, requested: str | None = None) -> str:
@@ -81,6 +86,8 @@ def load_preprocess_images(image_filepaths, resize: int, crop: int, interpolatio
     if pipeline == BRAINSCORE:
         transform = brainscore_transform(resize, crop, mean, std)
         return np.stack([transform(image=np.array(_rgb(path)))["image"].numpy() for path in image_filepaths])
+    if pipeline == UNNORMALIZED:
+        mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
     transform = eval_transform(resize, crop, interpolation, mean, std)
     return np.stack([transform(_rgb(path)).numpy() for path in image_filepaths])
 

@@ -27,7 +27,8 @@ VARIABLES = (
                                   "before giving up (a negative number: no limit)"),
     Variable(DATA, "brainscore-plugins in the user data folder ($XDG_DATA_HOME, else ~/.local/share)",
              "what `commit` writes: region maps, readout layers, score tables, plots and provenance"),
-    Variable(PREPROCESSING, "the family's default", "image pipeline of every model: 'brainscore' or 'training-config'"),
+    Variable(PREPROCESSING, "the family's default",
+             "image pipeline of every model: 'brainscore', 'training-config' or 'unnormalized'"),
     Variable(ALGONAUTS, "unset", "the Algonauts 2023 challenge data folder (algonauts_2023_challenge_data: subj01 "
                                  "... subj08) that the algonauts2023 benchmarks read"),
     Variable(HF_HUB_OFFLINE, "unset", "1: Hugging Face Hub files come from its cache only (no network)"),

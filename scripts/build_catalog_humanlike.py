@@ -72,7 +72,8 @@ def build_rows() -> list[dict]:
 
 
 def main() -> None:
-    generate(FAMILY, __doc__, build_rows, lambda rows: f"{len(rows)} models ({len(model_ids())} ids, pretrained and finetuned)")
+    generate(FAMILY, __doc__, build_rows,
+             lambda rows: f"{len(rows)} models ({len(model_ids())} ids, pretrained and finetuned)")
 
 
 if __name__ == "__main__":

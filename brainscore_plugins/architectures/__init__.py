@@ -39,13 +39,16 @@ from typing import Callable
 import torch
 from torch import nn
 
-from . import classic, cornet_s, flex, grouplin, humanlike, ssl, vit
+from . import classic, cornet_s, flex, grouplin, humanlike, internimage, onepeace, ssl, vit
 
 TRAINING_METHODS = ("supervised", "adversarial", "simclr", "dino", "mae", "mae-finetuned", "grouplin-head",
-                    "grouplin-finetune")
+                    "grouplin-finetune", "clip", "clip-finetuned", "multimodal")
 # humanlike-vits (arXiv:2308.03712): "mae" = MAE-pretrained encoder (no head), "mae-finetuned" = its ImageNet
 # finetuned classifier. GroupLin (arXiv:2308.02351): "grouplin-head" = the fMRI head trained on a frozen trunk
-# (phase 1), "grouplin-finetune" = head and trunk attention fine-tuned (phase 2).
+# (phase 1), "grouplin-finetune" = head and trunk attention fine-tuned (phase 2). ScalingVisionEncoder
+# (arXiv:2308.00678): "clip" = a CLIP image tower (head: the image projection), "clip-finetuned" = a CLIP image
+# tower fine-tuned as an ImageNet classifier, "multimodal" = ONE-PEACE's vision branch (vision-language-audio
+# pretraining).
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,11 @@ class ArchSpec:
     pattern: re.Pattern
     builder: Callable[[re.Match, int], nn.Module]
     training_methods: tuple[str, ...] = ("supervised",)
+
+
+def _timm(name: str, num_classes: int) -> nn.Module:
+    import timm
+    return timm.create_model(name, pretrained=False, num_classes=num_classes)
 
 
 def _tv(m: re.Match, num_classes: int) -> nn.Module:
@@ -87,6 +95,13 @@ REGISTRY: dict[str, ArchSpec] = {
                               ("mae", "mae-finetuned")),
     "grouplin": ArchSpec("GroupLin", grouplin.PATTERN, lambda m, n: grouplin.build(),
                          ("grouplin-head", "grouplin-finetune")),
+    "timm_clip": ArchSpec("CLIP image tower (timm)", re.compile(
+        r"eva02_(?:base_patch16|large_patch14|enormous_patch14)_clip_224|eva_giant_patch14_clip_224|convnext_xxlarge"),
+        lambda m, n: _timm(m.string, n), ("clip", "clip-finetuned")),
+    "internimage": ArchSpec("InternImage", re.compile(r"internimage_g_22kto1k_512"),
+                            lambda m, n: internimage.build(m.string, n)),
+    "one_peace": ArchSpec("ONE-PEACE vision", re.compile(r"one-peace"), lambda m, n: onepeace.build(),
+                          ("multimodal",)),
 }
 
 

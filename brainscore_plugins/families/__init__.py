@@ -45,7 +45,8 @@ class Family:
     requirements: tuple[str, ...] = ("torch", "torchvision", "timm", "numpy<2")
     candidate_layers: Callable = _block_outputs        # built network -> candidate layers, readout last
     eval_batch_size: Callable[[str], int] = field(default=lambda arch: 64)  # arch -> images per forward pass
-    normalization: tuple[tuple, tuple] = (IMAGENET_MEAN, IMAGENET_STD)  # (mean, std) the network was trained with
+    normalization: Callable[[str], tuple] = field(default=lambda arch: (IMAGENET_MEAN, IMAGENET_STD))
+    # arch -> (mean, std) the network was trained with
     fmri_predictor: Callable | None = None  # (identifier, network, preprocessing) -> a model that predicts fMRI;
     # when set, every identifier X also registers X + FMRI_SUFFIX (:func:`brainscore_plugins.factory.brain_model`)
 

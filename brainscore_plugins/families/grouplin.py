@@ -15,17 +15,15 @@ from functools import partial
 import torch
 
 from ..architectures import grouplin
-from ..checkpoint import (CheckpointFormat, extract_state_dict, load_safetensors, load_strict, safe_load,
+from ..checkpoint import (CheckpointFormat, SafetensorsFormat, extract_state_dict, safe_load, load_strict,
                           storage_bound)
 from ..errors import CheckpointInvalidError
-from ..preprocessing import TRAINING_CONFIG
+from ..preprocessing import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, TRAINING_CONFIG
 from . import Family, register
 
 TRUNK_HF_REPO = f"timm/{grouplin.TRUNK}"
 TRUNK_FILE = "model.safetensors"
 TRUNK_MIRROR_PATH = f"{TRUNK_HF_REPO}/{TRUNK_FILE}"
-OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 def _split(state_dict: dict) -> tuple[dict, dict]:
@@ -50,19 +48,14 @@ def _forge(finetuned: bool, entry, state_dict: dict, seed: int) -> dict:
 
 def forge_trunk(path, seed: int = 0):
     """A random-weight EVA-02 trunk saved (atomically) as the Hub's ``model.safetensors`` (timm's key names)."""
-    from safetensors.torch import save_file
-
-    from region_commitment import atomic
     torch.manual_seed(seed)
-    with atomic.replacing(path) as tmp:
-        save_file({k: v.contiguous() for k, v in grouplin.build_trunk().state_dict().items()}, str(tmp))
-    return path
+    return SafetensorsFormat().forge_file(grouplin.build_trunk().state_dict(), path)
 
 
 def _load_pretrained_trunk(trunk: torch.nn.Module) -> None:
     from .. import hub
     weights = hub.fetch_hf(TRUNK_HF_REPO, TRUNK_FILE, mirror_path=TRUNK_MIRROR_PATH)
-    hub.use(weights, TRUNK_HF_REPO, lambda path: load_strict(trunk, load_safetensors(path), source=str(path)))
+    hub.use(weights, TRUNK_HF_REPO, lambda path: SafetensorsFormat().load_into(trunk, path))
 
 
 @dataclass(frozen=True)
@@ -75,9 +68,7 @@ class GroupLinFormat(CheckpointFormat):
         """Phase 1 loads timm's pretrained trunk: forge it at its mirror path."""
         if self.finetuned:
             return []
-        path = mirror / TRUNK_MIRROR_PATH
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return [forge_trunk(path, seed)]
+        return [forge_trunk(mirror / TRUNK_MIRROR_PATH, seed)]
 
     def load_into(self, model: torch.nn.Module, path, weights_key: str) -> torch.nn.Module:
         checkpoint = safe_load(path, max_bytes=storage_bound(model))
@@ -132,6 +123,6 @@ FAMILY = register(Family(
     requirements=("torch", "torchvision", "timm", "numpy<2", "huggingface_hub", "safetensors"),
     candidate_layers=candidate_layers,
     eval_batch_size=lambda arch: 16,
-    normalization=(OPENAI_CLIP_MEAN, OPENAI_CLIP_STD),
+    normalization=lambda arch: (OPENAI_CLIP_MEAN, OPENAI_CLIP_STD),
     fmri_predictor=_fmri_predictor,
 ))
