@@ -47,6 +47,15 @@ def offline(offline_env, monkeypatch) -> dict:
     return offline_env
 
 
+def use_mirror(mirror: Path, cache: Path, monkeypatch) -> Path:
+    """Point the package at ``mirror`` (forged weights) and the empty ``cache``, with the Hugging Face Hub offline."""
+    from brainscore_plugins import settings
+    monkeypatch.setenv(settings.MIRROR, str(mirror))
+    monkeypatch.setenv(settings.CACHE, str(cache))
+    monkeypatch.setenv(settings.HF_HUB_OFFLINE, "1")
+    return mirror
+
+
 @pytest.fixture(scope="session")
 def linked():
     """Our plugins visible to brainscore_vision (the README's install command has already done this)."""

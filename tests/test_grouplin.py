@@ -11,6 +11,7 @@ from PIL import Image
 from brainscore_plugins import architectures, catalog, checkpoint, errors, factory, families, forge, settings
 from brainscore_plugins.architectures import grouplin
 from brainscore_plugins.families.grouplin import TRUNK_MIRROR_PATH
+from conftest import use_mirror
 
 PHASES = ("grouplin_phase1", "grouplin_phase2")
 
@@ -25,10 +26,7 @@ def mirror(tmp_path_factory):
 
 @pytest.fixture
 def offline(mirror, tmp_path, monkeypatch):
-    monkeypatch.setenv(settings.MIRROR, str(mirror))
-    monkeypatch.setenv(settings.CACHE, str(tmp_path / "cache"))
-    monkeypatch.setenv(settings.HF_HUB_OFFLINE, "1")
-    return mirror
+    return use_mirror(mirror, tmp_path / "cache", monkeypatch)
 
 
 @pytest.fixture(scope="module")

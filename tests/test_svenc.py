@@ -12,6 +12,7 @@ from brainscore_plugins import (architectures, candidates, catalog, checkpoint, 
                                 settings)
 from brainscore_plugins.architectures import internimage, onepeace
 from brainscore_plugins.preprocessing import TRAINING_CONFIG, UNNORMALIZED, load_preprocess_images
+from conftest import use_mirror
 
 # study model id -> (the study's table in billions, its decimals; the study's number of layers)
 # (InternImage-G: "3.0B" in the study's table, "3B" in InternImage's README; the network has 3.08B, so only the
@@ -53,10 +54,7 @@ def mirror(tmp_path_factory):
 
 @pytest.fixture
 def offline(mirror, tmp_path, monkeypatch):
-    monkeypatch.setenv(settings.MIRROR, str(mirror))
-    monkeypatch.setenv(settings.CACHE, str(tmp_path / "cache"))
-    monkeypatch.setenv(settings.HF_HUB_OFFLINE, "1")
-    return mirror
+    return use_mirror(mirror, tmp_path / "cache", monkeypatch)
 
 
 def test_forged_hub_file_streams_into_the_model(offline):
