@@ -274,3 +274,16 @@ def test_command_line_scores_a_predictor_and_says_where_the_data_go(tmp_path):
     assert process.returncode == 2, process.stderr
     lines = [line for line in process.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and settings.ALGONAUTS in lines[0] and "Traceback" not in process.stderr
+
+
+def test_search_layers_are_a_catalogued_models_candidates():
+    """Our plugins' ModelCommitment lists only the committed layers: the search takes the family's candidates; any
+    other Brain-Score model's ``layers`` are its candidates."""
+    from brainscore_plugins import candidates, catalog, factory
+    wrapper = factory.activations_model("spvvs_resnet18_imagenet_full", pretrained=False)
+    committed = ModelCommitment(identifier="spvvs_resnet18_imagenet_full", activations_model=wrapper,
+                                layers=["layer3.0", "avgpool"], region_layer_map={"IT": "layer3.0"},
+                                behavioral_readout_layer="avgpool")
+    expected = candidates.candidate_layers(catalog.resolve("spvvs_resnet18_imagenet_full"), wrapper._model)
+    assert algonauts.search_layers(committed) == expected and len(expected) > 2
+    assert algonauts.search_layers(_candidate()) == ["relu1", "relu2"]

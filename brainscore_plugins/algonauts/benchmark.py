@@ -7,8 +7,8 @@ recipe (seed 5, 90 % fit / 10 % held out; the challenge's own test responses are
   ``logspace(0, 15)``, 8-fold CV, per vertex) fitted on the 90 %, scored on the 10 %. With a region
   (``algonauts2023.subj01.V4-ridge``), the model's committed layer for that region predicts that region's vertices
   (V1: prf-visualrois V1v+V1d, V2: V2v+V2d, V4: hV4, IT: streams ventral). Without one (``algonauts2023.subj01-ridge``)
-  every challenge vertex is predicted by the ScalingVisionEncoder search: every candidate layer x max-pool kernel
-  1..16, the best cell per vertex chosen by its CV score on the 90 % only.
+  every challenge vertex is predicted by the ScalingVisionEncoder search: every candidate layer (:func:`search_layers`)
+  x max-pool kernel 1..16, the best cell per vertex chosen by its CV score on the 90 % only.
 * ``-direct``: a model that predicts the fMRI itself (``predict_fmri``, e.g. ``grouplin_phase1-fmri``) is scored on
   the 10 % as it is, nothing fitted.
 
@@ -116,6 +116,18 @@ def subject_vertices(predictions: np.ndarray, subject: Subject, group: np.ndarra
     return dict(zip(HEMISPHERES, np.split(own, [subject.n_vertices("lh")], axis=1)))
 
 
+def search_layers(candidate) -> list[str]:
+    """The layers the whole-cortex search runs over: a catalogued model's candidate layers (its committed
+    ``ModelCommitment`` lists only the committed ones), else the model's ``layers`` (Brain-Score's candidates)."""
+    from .. import candidates, catalog
+    from ..errors import ModelNotFoundError
+    try:
+        entry = catalog.resolve(candidate.identifier)
+    except ModelNotFoundError:
+        return list(candidate.layers)
+    return candidates.candidate_layers(entry, brainscore_internals.torch_module(candidate.activations_model))
+
+
 def layer_grids(activations_model, layers: list[str], path: str) -> dict[str, encoding.LayerGrid]:
     """Each layer's output shape as a :class:`.encoding.LayerGrid`, from one image: ``(N, T, C)`` token grids (leading
     tokens beyond a square grid, such as a class token, are the prefix), ``(N, C, H, W)`` maps, anything else flat."""
@@ -218,7 +230,7 @@ class Algonauts2023(BenchmarkBase):
         if self.region:
             layers, kernels = [candidate.layer_model.region_layer_map[self.region]], None
         else:
-            layers, kernels = list(candidate.layers), self.kernels
+            layers, kernels = search_layers(candidate), self.kernels
         paths = [str(p) for p in subject.images]
         grids = layer_grids(activations_model, layers, paths[0])
         folder = self._features_folder(activations_model, subject)
