@@ -183,7 +183,8 @@ class Algonauts2023(BenchmarkBase):
             raise ModelUnsuitableError(f"{getattr(candidate, 'identifier', candidate)} predicts no fMRI (no "
                                        f"predict_fmri); score it on {self.identifier.replace('-direct', '-ridge')}")
         group = group_space(root) if self.mode == "direct" else None
-        results = [self._subject(candidate, subject, group) for subject in subjects]
+        responses = [{h: subject.fmri(h) for h in HEMISPHERES} for subject in subjects]  # every subject checked first
+        results = [self._subject(candidate, subject, fmri, group) for subject, fmri in zip(subjects, responses)]
         values = np.array([r["score"] for r in results])
         score = Score(values.mean())
         score.attrs["error"] = (values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1
@@ -197,10 +198,9 @@ class Algonauts2023(BenchmarkBase):
         score.attrs["split"] = "challenge dev kit: RandomState(5) shuffle, first 90 % fit, last 10 % scored"
         return score
 
-    def _subject(self, candidate, subject: Subject, group: np.ndarray | None) -> dict:
+    def _subject(self, candidate, subject: Subject, fmri: dict, group: np.ndarray | None) -> dict:
         train, test = split(len(subject.images))
         vertices = {h: region_vertices(subject, h, self.region) for h in HEMISPHERES}
-        fmri = {h: subject.fmri(h) for h in HEMISPHERES}  # checked (NaN, shape) before any model runs
         ceilings = {h: subject.noise_ceiling(h) for h in HEMISPHERES}
         if self.mode == "direct":
             paths = [str(subject.images[i]) for i in test]
