@@ -1,0 +1,77 @@
+"""Brain-Score's ``PytorchWrapper`` with image decoding and preprocessing in worker processes, ahead of the network.
+
+:class:`FastPytorchWrapper` is a drop-in: same interface, identifier and activation caching (Brain-Score's own
+extractor runs every step: caching, batching and padding, hooks, packaging); only the ``preprocess`` calls of a run
+are computed in advance, in a ``torch.utils.data.DataLoader`` with worker processes, on exactly the batches (padding
+included) the extractor will ask for, and each forward pass runs under ``torch.inference_mode``. Activations are those
+of ``PytorchWrapper`` (the same preprocessing function on the same paths; a test checks equality). Microsaccade runs
+(more than one trial per image) use the extractor's own path unchanged.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+from brainscore_vision.model_helpers.activations.core import ActivationsExtractorHelper
+from brainscore_vision.model_helpers.activations.pytorch import PytorchWrapper
+
+
+def _identity(item):
+    return item
+
+
+class _Batches(torch.utils.data.Dataset):
+    """The extractor's padded batches of ``paths``, each preprocessed by ``preprocess`` (in a worker)."""
+
+    def __init__(self, paths, batch_size: int, preprocess):
+        self.paths, self.batch_size, self.preprocess = list(paths), batch_size, preprocess
+
+    def __len__(self) -> int:
+        return -(-len(self.paths) // self.batch_size)
+
+    def batch(self, index: int) -> list:
+        paths = self.paths[index * self.batch_size:(index + 1) * self.batch_size]
+        return paths + paths[-1:] * (self.batch_size - len(paths))  # the extractor's _pad: repeat the last image
+
+    def __getitem__(self, index: int):
+        paths = self.batch(index)
+        return paths, np.asarray(self.preprocess(paths))
+
+
+class _PrefetchingExtractor(ActivationsExtractorHelper):
+    """Brain-Score's extractor whose ``preprocess`` calls are answered from a worker pipeline started per run."""
+
+    workers = min(4, os.cpu_count() or 1)
+
+    def _get_activations_batched(self, paths, layers, batch_size: int, require_variance: bool):
+        if self._microsaccade_helper.number_of_trials != 1 or len(paths) <= batch_size or self.workers < 1:
+            return super()._get_activations_batched(paths, layers, batch_size, require_variance)
+        preprocess = self.preprocess
+        loader = torch.utils.data.DataLoader(_Batches(paths, batch_size, preprocess), batch_size=None,
+                                             num_workers=self.workers, collate_fn=_identity, prefetch_factor=2)
+        prefetched = iter(loader)
+
+        def next_batch(inputs):
+            expected, batch = next(prefetched)
+            if [str(p) for p in inputs] != [str(p) for p in expected]:  # never: the extractor asks in order
+                raise RuntimeError("the extractor asked for another batch than the prefetched one")
+            return batch
+
+        self.preprocess = next_batch
+        try:
+            return super()._get_activations_batched(paths, layers, batch_size, require_variance)
+        finally:
+            self.preprocess = preprocess  # drops the pipeline: its workers stop
+
+
+class FastPytorchWrapper(PytorchWrapper):
+    """``PytorchWrapper`` with prefetched preprocessing (worker processes) and ``torch.inference_mode``."""
+
+    def _build_extractor(self, identifier, preprocessing, get_activations, *args, **kwargs):
+        return _PrefetchingExtractor(identifier=identifier, get_activations=get_activations,
+                                     preprocessing=preprocessing, *args, **kwargs)
+
+    def get_activations(self, images, layer_names):
+        with torch.inference_mode():
+            return super().get_activations(images, layer_names)
