@@ -101,9 +101,13 @@ def activations_model(name: str, pretrained: bool = True, preprocessing: str | N
     pipeline = pipeline_name(default, preprocessing)
     identifier = name if pipeline == default else f"{name}-{pipeline}-preprocessing"
     return PytorchWrapper(identifier=identifier, model=create_model(name, pretrained),
-                          preprocessing=preprocessing_for(entry.resize, entry.crop, entry.interpolation, pipeline,
-                                                          *family.normalization(entry.arch)),
-                          batch_size=family.eval_batch_size(entry.arch))
+                          preprocessing=_preprocessing(entry, pipeline), batch_size=family.eval_batch_size(entry.arch))
+
+
+def _preprocessing(entry: catalog.Entry, pipeline: str):
+    """The ``pipeline`` for ``entry``'s input size, interpolation and its family's normalisation."""
+    return preprocessing_for(entry.resize, entry.crop, entry.interpolation, pipeline,
+                             *families.get(entry.family).normalization(entry.arch))
 
 
 def commitment(name: str) -> tuple[dict[str, str], str] | None:
@@ -198,9 +202,8 @@ def fmri_predictor(name: str, pretrained: bool = True):
     family = families.get(entry.family)
     if family.fmri_predictor is None:
         raise ModelNotFoundError(f"{name}: {family.title} models predict no fMRI; use {base} (a Brain-Score model)")
-    preprocessing = preprocessing_for(entry.resize, entry.crop, entry.interpolation,
-                                      pipeline_name(family.preprocessing), *family.normalization(entry.arch))
-    return family.fmri_predictor(name, create_model(base, pretrained), preprocessing)
+    return family.fmri_predictor(name, create_model(base, pretrained),
+                                 _preprocessing(entry, pipeline_name(family.preprocessing)))
 
 
 def brain_model(name: str, pretrained: bool = True):

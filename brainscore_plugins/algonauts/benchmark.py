@@ -36,7 +36,8 @@ from .. import settings
 from ..architectures.grouplin import GROUP_VERTICES
 from ..errors import AlgonautsDataError, BrainscorePluginsError
 from . import encoding, metric
-from .data import FSAVERAGE_VERTICES, HEMISPHERES, SUBJECTS, Subject, load_subject, resolve_root, split
+from .data import (FSAVERAGE_VERTICES, HEMISPHERES, SUBJECTS, Subject, load_subject, read_fsaverage_mask, resolve_root,
+                   split)
 
 REGIONS = {"V1": ("prf-visualrois", ("V1v", "V1d")), "V2": ("prf-visualrois", ("V2v", "V2d")),
            "V4": ("prf-visualrois", ("hV4",)), "IT": ("streams", ("ventral",))}
@@ -96,8 +97,8 @@ def group_space(root: Path) -> np.ndarray:
     for name in SUBJECTS:
         folder = root / name / "roi_masks"
         if (folder / "lh.all-vertices_fsaverage_space.npy").is_file():
-            masks.append(np.concatenate([np.load(folder / f"{h}.all-vertices_fsaverage_space.npy",
-                                                 allow_pickle=False) > 0 for h in HEMISPHERES]))
+            masks.append(np.concatenate([read_fsaverage_mask(folder / f"{h}.all-vertices_fsaverage_space.npy")
+                                         for h in HEMISPHERES]))
     union = np.any(masks, axis=0) if masks else np.zeros(2 * FSAVERAGE_VERTICES, bool)
     if union.sum() != GROUP_VERTICES:
         raise AlgonautsDataError(
@@ -109,9 +110,7 @@ def group_space(root: Path) -> np.ndarray:
 
 def subject_vertices(predictions: np.ndarray, subject: Subject, group: np.ndarray) -> dict[str, np.ndarray]:
     """Group-space predictions -> ``{hemisphere: (n, subject's vertices)}``."""
-    root = subject.directory / "roi_masks"
-    mask = np.concatenate([np.load(root / f"{h}.all-vertices_fsaverage_space.npy", allow_pickle=False) > 0
-                           for h in HEMISPHERES])
+    mask = np.concatenate([subject.fsaverage_mask(h) for h in HEMISPHERES])
     own = predictions[:, mask[group]]
     return dict(zip(HEMISPHERES, np.split(own, [subject.n_vertices("lh")], axis=1)))
 

@@ -127,14 +127,13 @@ class Subject:
     def nsd_ids(self) -> np.ndarray:
         return np.array([int(_IMAGE_NAME.fullmatch(path.name).group(2)) for path in self.images], dtype=np.int64)
 
+    def fsaverage_mask(self, hemisphere: str) -> np.ndarray:
+        """The hemisphere's challenge vertices among the fsaverage vertices (:func:`read_fsaverage_mask`)."""
+        return read_fsaverage_mask(self._path("roi_masks", f"{_hemi(hemisphere)}.all-vertices_fsaverage_space.npy"))
+
     def n_vertices(self, hemisphere: str) -> int:
         """Number of challenge-space vertices: the sum of the hemisphere's fsaverage mask."""
-        path = self._path("roi_masks", f"{_hemi(hemisphere)}.all-vertices_fsaverage_space.npy")
-        mask = _load(path)
-        if mask.shape != (FSAVERAGE_VERTICES,) or not np.isin(mask, (0, 1)).all():
-            raise AlgonautsDataError(f"{path} must be a 0/1 mask of the {FSAVERAGE_VERTICES} fsaverage vertices, not "
-                                     f"a {mask.dtype} array of shape {mask.shape}: {_ORIGINAL}")
-        return int(np.count_nonzero(mask))
+        return int(np.count_nonzero(self.fsaverage_mask(hemisphere)))
 
     def fmri(self, hemisphere: str) -> np.ndarray:
         """Training responses, float32 (n_images, n_vertices), memory-mapped when stored as float32."""
@@ -260,6 +259,16 @@ def _hemi(hemisphere: str) -> str:
     if hemisphere not in HEMISPHERES:
         raise AlgonautsDataError(f"unknown hemisphere {hemisphere!r}: choose 'lh' or 'rh'")
     return hemisphere
+
+
+def read_fsaverage_mask(path: str | Path) -> np.ndarray:
+    """A ``{lh,rh}.all-vertices_fsaverage_space.npy`` as a boolean mask, checked to be 0/1 over every fsaverage
+    vertex."""
+    mask = _load(Path(path))
+    if mask.shape != (FSAVERAGE_VERTICES,) or not np.isin(mask, (0, 1)).all():
+        raise AlgonautsDataError(f"{path} must be a 0/1 mask of the {FSAVERAGE_VERTICES} fsaverage vertices, not "
+                                 f"a {mask.dtype} array of shape {mask.shape}: {_ORIGINAL}")
+    return mask > 0
 
 
 def _load(path: Path, mmap_mode: str | None = None) -> np.ndarray:
