@@ -26,11 +26,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-    try:
-        return version("brainscore-plugins")
-    except PackageNotFoundError:
-        return "unknown"
+    return settings.installed_version("brainscore-plugins")
 
 
 def _family_prefixes() -> list[str]:
@@ -143,19 +139,72 @@ def _commit(args) -> None:
                       "files": {kind: str(path) for kind, path in written.items()}}, indent=2))
 
 
-def _score(args) -> None:
-    """``brainscore_vision.score``; first a warning line when the benchmark's data chose the model's layers
-    (``provenance.selection_overlap``)."""
-    import logging
-    from . import families, provenance
+def _split_score_arguments(words: list[str]) -> tuple[list[str], list[str]]:
+    """``score ID... BENCHMARK...``: the words an installed plugin registers as benchmarks, and the rest (models),
+    each list non-empty; every model identifier is resolved (an unknown one raises)."""
+    from . import scoring
+    known = set(scoring.known_benchmarks())
+    benchmarks = [w for w in words if w in known]
+    models = [w for w in words if w not in known]
+    if not benchmarks:
+        scoring.check_benchmarks(models[-1:])  # names the unknown benchmark, with close matches
+    if not models:
+        raise ValueError("score needs at least one model identifier before the benchmarks")
+    return [_name(m) for m in models], benchmarks
 
-    name = _name(args.identifier)
-    predictor = name.endswith(families.FMRI_SUFFIX)  # an fMRI predictor: no layers were chosen on any data
-    overlap = None if predictor else provenance.selection_overlap(name, args.benchmark)
-    if overlap:
-        logging.getLogger(__name__).warning("warning: %s", overlap)
-    import brainscore_vision
-    print(brainscore_vision.score(name, args.benchmark))
+
+def _score(args) -> int:
+    """``brainscore_vision.score`` of every model x benchmark, one line each, a row each in the results table; first
+    a warning line when a benchmark's data chose the model's layers (``provenance.selection_overlap``). Failures are
+    reported after the others ran: status 2 when each was an input error, else 1."""
+    import logging
+    from . import families, provenance, results, scoring
+
+    models, benchmarks = _split_score_arguments(args.words)
+    failures = []
+    for name in models:
+        for benchmark in benchmarks:
+            overlap = None if name.endswith(families.FMRI_SUFFIX) else provenance.selection_overlap(name, benchmark)
+            if overlap:
+                logging.getLogger(__name__).warning("warning: %s", overlap)
+            row, failure = scoring.score_row(name, benchmark)
+            if not args.no_results:
+                results.append([row], args.results)
+            if failure is not None:
+                failures.append((name, benchmark, failure))
+                continue
+            published = "" if row["published_score"] != row["published_score"] else \
+                f", published {row['published_score']:.4f}"
+            print(f"{name} {benchmark}: {row['score']:.4f} (error {row['error']:.4f}, ceiling {row['ceiling']:.4f}"
+                  f"{published})", flush=True)
+    for name, benchmark, failure in failures:
+        print(f"error: {name} on {benchmark}: {failure}", file=sys.stderr)
+    return max((_exit_status(failure) for _, _, failure in failures), default=0)
+
+
+def _sweep(args) -> None:
+    from . import sweep
+    summary = sweep.sweep(_selection(args), args.benchmarks, args.results, engine=args.engine, jobs=args.jobs,
+                          address=args.address, workers=args.workers, cpus=args.cpus, memory_gb=args.memory_gb,
+                          retry_failed=args.retry_failed, progress=not args.quiet)
+    print(json.dumps({"models": summary.models, "rows": summary.rows, "failed": summary.failed,
+                      "skipped": summary.skipped, "seconds": round(summary.seconds, 1),
+                      "models_per_hour": round(summary.models_per_hour, 1)}))
+
+
+def _results(args) -> None:
+    from . import results
+    table = results.select(results.read(args.results), epoch=args.epoch, identifier=args.identifier,
+                           benchmark=args.benchmark, family=args.family, arch=args.arch, dataset=args.dataset,
+                           status=args.status)
+    if args.format == "table":
+        columns = ["identifier", "benchmark", "status", "score", "error", "ceiling", "published_score", "wall_s"]
+        print(table[columns].to_string(index=False) if len(table) else "no rows")
+    elif args.output:
+        results.export(table, args.output, args.format)
+        print(f"{len(table)} rows -> {args.output}")
+    else:
+        print(table.to_csv(index=False) if args.format == "csv" else table.to_json(orient="records", indent=1))
 
 
 def _package(args) -> None:
@@ -178,6 +227,11 @@ def _selection_options(parser, what: str) -> None:
     parser.add_argument("--dataset", help="only this training data set (a value or glob)")
     parser.add_argument("--checkpoints", action="store_true",
                         help="globs also select every epoch checkpoint, not only each model's latest")
+
+
+def _results_option(parser) -> None:
+    parser.add_argument("--results", metavar="FILE.parquet",
+                        help=f"the results table (default: results.parquet in ${settings.DATA})")
 
 
 def _command(commands, name: str, run, text: str):
@@ -230,9 +284,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="folder to write into instead of the user data folder")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
-    p = _command(commands, "score", _score, "brainscore_vision.score, with study model ids accepted")
-    p.add_argument("identifier", help="an identifier or study model id")
-    p.add_argument("benchmark", help="a Brain-Score benchmark identifier")
+    p = _command(commands, "score", _score, "brainscore_vision.score of every model on every benchmark (study model "
+                 "ids accepted), each appended as a row to the results table")
+    p.add_argument("words", nargs="+", metavar="ID_OR_BENCHMARK",
+                   help="identifiers (or study model ids), then Brain-Score benchmark identifiers")
+    _results_option(p)
+    p.add_argument("--no-results", action="store_true", help="print the scores only; write no row")
+
+    p = _command(commands, "sweep", _sweep,
+                 "score the selected models on the benchmarks into the results table, skipping pairs already there "
+                 "(resumable), one process per model, locally or on a Ray cluster; prints a JSON summary")
+    _selection_options(p, "what to score")
+    p.add_argument("--benchmark", dest="benchmarks", action="append", required=True, metavar="BENCHMARK",
+                   help="a Brain-Score benchmark identifier (repeat for several)")
+    _results_option(p)
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local processes (default) or Ray tasks (needs brainscore-plugins[ray])")
+    p.add_argument("--jobs", type=int, default=1, help="local: models scored at once (default 1: scoring uses every "
+                   "core already)")
+    p.add_argument("--address", help="ray: the cluster to join (default: start a local instance)")
+    p.add_argument("--workers", type=int, help="ray without --address: CPUs of the local instance (default --jobs)")
+    p.add_argument("--cpus", type=float, default=1, help="ray: CPUs each model's task requests (default 1)")
+    p.add_argument("--memory-gb", type=float, help="ray: memory each model's task requests (GiB)")
+    p.add_argument("--retry-failed", action="store_true", help="score again the pairs whose row failed")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = _command(commands, "results", _results, "print, filter and export the results table")
+    _results_option(p)
+    for column in ("identifier", "benchmark", "family", "arch", "dataset"):
+        p.add_argument(f"--{column}", metavar="GLOB", help=f"only rows whose {column} matches")
+    p.add_argument("--status", choices=("ok", "failed"), help="only rows with this status")
+    p.add_argument("--epoch", type=int, help="only rows of this epoch")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output format")
+    p.add_argument("-o", "--output", help="csv / json: write to this file instead of standard output")
 
     p = _command(commands, "package", _package,
                  "write one self-contained Brain-Score model plugin folder (and its zip) for the selected identifiers, "
@@ -253,7 +337,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from region_commitment.errors import RegionCommitmentError
     try:
-        args.run(args)
+        status = args.run(args) or 0
         sys.stdout.flush()
     except BrokenPipeError:  # `brainscore-plugins list | head`: the reader is gone, which is fine
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -261,7 +345,7 @@ def main(argv=None) -> int:
     except (BrainscorePluginsError, RegionCommitmentError, ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return _exit_status(error)
-    return 0
+    return status
 
 
 def _exit_status(error: Exception) -> int:

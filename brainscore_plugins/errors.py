@@ -52,3 +52,11 @@ class BenchmarkDataUnavailableError(CommitmentFailedError):
 class AlgonautsDataError(BrainscorePluginsError, ValueError):
     """The Algonauts 2023 challenge data folder is missing, incomplete or inconsistent (the message names the
     expected layout and exactly what is wrong)."""
+
+
+class ResultsTableError(BrainscorePluginsError, ValueError):
+    """A results table that cannot be read: not Parquet, not a results table, or written by a newer version."""
+
+
+class BenchmarkNotFoundError(BrainscorePluginsError, ValueError):
+    """A benchmark identifier that no installed Brain-Score plugin registers."""

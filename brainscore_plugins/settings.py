@@ -87,6 +87,15 @@ def hf_cache() -> str | None:
     return os.environ.get(HF_HUB_CACHE) or None
 
 
+def installed_version(distribution: str) -> str:
+    """The installed version of a distribution (``unknown`` when it is not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def variables() -> tuple[Variable, ...]:
     """(name, default, meaning) of every variable read by ``brainscore_plugins`` and ``region_commitment``."""
     return VARIABLES + tuple(COMMITMENT_VARIABLES)

@@ -229,16 +229,17 @@ def test_benchmark_data_family():
     assert provenance.benchmark_data("bsp-synthetic-i2n") == provenance.benchmark_data("bsp-synthetic.IT-pls")
 
 
-def test_cli_score_warns_before_scoring(monkeypatch, caplog, capsys):
+def test_cli_score_warns_before_scoring(monkeypatch, caplog, capsys, linked):
     import argparse
     import brainscore_vision
-    monkeypatch.setattr(brainscore_vision, "score", lambda model, benchmark: f"scored {model} on {benchmark}")
+    from brainscore_core.metrics import Score
+    monkeypatch.setattr(brainscore_vision, "score", lambda model, benchmark: Score(0.5))
     with caplog.at_level(logging.WARNING):
-        cli._score(argparse.Namespace(identifier="resnet18_imagenet_full", benchmark="MajajHong2015public.IT-pls"))
-        cli._score(argparse.Namespace(identifier="resnet18_imagenet_full", benchmark="MajajHong2015.IT-pls"))
-    assert capsys.readouterr().out.splitlines() == [
-        "scored spvvs_resnet18_imagenet_full on MajajHong2015public.IT-pls",  # the study id names our latest
-        "scored spvvs_resnet18_imagenet_full on MajajHong2015.IT-pls"]
+        for benchmark in ("MajajHong2015public.IT-pls", "MajajHong2015.IT-pls"):
+            cli._score(argparse.Namespace(words=["resnet18_imagenet_full", benchmark], results=None, no_results=True))
+    assert [line.split(":")[0] for line in capsys.readouterr().out.splitlines()] == [
+        "spvvs_resnet18_imagenet_full MajajHong2015public.IT-pls",  # the study id names our latest
+        "spvvs_resnet18_imagenet_full MajajHong2015.IT-pls"]
     [record] = [r for r in caplog.records if r.name == cli.__name__]
     assert "MajajHong2015public.IT-pls shares data" in record.getMessage()
 
