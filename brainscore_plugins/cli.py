@@ -207,6 +207,57 @@ def _results(args) -> None:
         print(table.to_csv(index=False) if args.format == "csv" else table.to_json(orient="records", indent=1))
 
 
+def _scored_rows(path):
+    """The results table at ``path``; a ``ValueError`` when it has no rows."""
+    from . import results
+    table = results.read(path)
+    if table.empty:
+        raise ValueError(f"the results table {path or results.default_path()} has no rows; score models first "
+                         f"(`brainscore-plugins score` or `sweep`)")
+    return table
+
+
+def _scaling_fit(args) -> None:
+    from . import scaling
+    table = scaling.study_table() if args.published else scaling.from_results(_scored_rows(args.results))
+    fitted = scaling.fit(table, bootstrap=args.bootstrap, seed=args.seed, progress=not args.quiet)
+    written = scaling.save(fitted, args.output)
+    print(json.dumps({"curves": len(fitted.curves), "skipped": fitted.skipped,
+                      "files": {name: str(path) for name, path in written.items()}}, indent=2))
+
+
+def _report(args) -> None:
+    import logging
+    from pathlib import Path
+    from . import catalog, commitments, families, report, scaling
+
+    table = _scored_rows(args.results)
+    if args.scaling:
+        plots = sorted(Path(args.scaling).glob("scaling_*.png"))
+        if not plots:
+            raise ValueError(f"--scaling {args.scaling} holds no scaling_*.png; pass the folder `scaling fit -o` "
+                             f"wrote")
+    else:
+        try:
+            fitted = scaling.fit(scaling.from_results(table), bootstrap=args.bootstrap, progress=False)
+            plots = [p for name, p in scaling.save(fitted, Path(args.output) / "scaling").items() if name != "json"]
+        except scaling.ScalingInputError as error:
+            logging.getLogger(__name__).warning("warning: the report has no scaling plots: %s", error)
+            plots = []
+    layer_plots = []
+    for identifier in dict.fromkeys(table.identifier):  # a row of an uncatalogued model has no commitment plot
+        base = identifier.removesuffix(families.FMRI_SUFFIX)
+        try:
+            found = commitments.find(catalog.resolve(base), base)
+        except ModelNotFoundError:
+            continue
+        if found and (found[0] / "layer_scores" / f"{found[1]}.png").is_file():
+            layer_plots.append((found[0] / "layer_scores" / f"{found[1]}.png", identifier))
+    images = {"Scaling fits": [(p, p.stem.removeprefix("scaling_")) for p in plots],
+              "Layer commitments": layer_plots}
+    print(report.write_report(table, args.output, images={k: v for k, v in images.items() if v}, title=args.title))
+
+
 def _package(args) -> None:
     from . import packaging
     made = packaging.package(_selection(args), args.output, name=args.name)
@@ -317,6 +368,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epoch", type=int, help="only rows of this epoch")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output format")
     p.add_argument("-o", "--output", help="csv / json: write to this file instead of standard output")
+
+    p = _command(commands, "scaling", None, "scaling laws: `scaling fit` fits the scaling-primate-vvs study's laws")
+    fits = p.add_subparsers(dest="scaling_command", required=True, metavar="SUBCOMMAND", help="what to do")
+    p = _command(fits, "fit", _scaling_fit, "fit the study's saturating power laws (compute, parameters, samples; "
+                 "per region and behavior, with bootstrap bands) to the results table or the study's published "
+                 "scores; writes scaling_fit.json and PNG plots, prints a JSON summary")
+    _results_option(p)
+    p.add_argument("--published", action="store_true",
+                   help="fit the study's published scores (its benchmark_scores tables) instead of the results table")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="folder to write the JSON and plots into")
+    p.add_argument("--bootstrap", type=int, default=100, help="bootstrap resamples of the models (default 100)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = _command(commands, "report", _report, "write a static HTML report (DIR/index.html) of the results table: "
+                 "sortable, filterable rows, scaling fits and layer-commitment plots; prints its path")
+    p.add_argument("results", nargs="?", metavar="RESULTS",
+                   help=f"the results table (default: results.parquet in ${settings.DATA})")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="the folder to write the page into")
+    p.add_argument("--scaling", metavar="DIR", help="show these plots (`scaling fit -o DIR`) instead of fitting the "
+                   "table's spvvs rows")
+    p.add_argument("--bootstrap", type=int, default=100, help="bootstrap resamples of the report's own fit")
+    p.add_argument("--title", default="Brain-Score results", help="the page's title")
 
     p = _command(commands, "package", _package,
                  "write one self-contained Brain-Score model plugin folder (and its zip) for the selected identifiers, "

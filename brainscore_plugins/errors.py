@@ -60,3 +60,11 @@ class ResultsTableError(BrainscorePluginsError, ValueError):
 
 class BenchmarkNotFoundError(BrainscorePluginsError, ValueError):
     """A benchmark identifier that no installed Brain-Score plugin registers."""
+
+
+class ScalingInputError(BrainscorePluginsError, ValueError):
+    """A table a scaling fit cannot use (missing columns, NaN scores, non-positive resources, too few points)."""
+
+
+class ReportInputError(BrainscorePluginsError, ValueError):
+    """A results table or image list that cannot be reported."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -81,7 +82,10 @@ def weights_path(entry: catalog.Entry, progress: bool = True) -> Path:
 
 
 def activations_model(name: str, pretrained: bool = True, preprocessing: str | None = None):
-    """Brain-Score's ``PytorchWrapper`` around :func:`create_model`.
+    """Brain-Score's ``PytorchWrapper`` around :func:`create_model`: by default its drop-in
+    :class:`.fast_activations.FastPytorchWrapper` (equal activations, preprocessing in worker processes; on
+    channels-last batches with ``$BRAINSCORE_PLUGINS_EXTRACTOR=fast-channels-last``), Brain-Score's own with
+    ``brainscore``. The channels-last extractor reports the activations identifier ``<identifier>-channels-last``.
 
     ``preprocessing`` (else ``$BRAINSCORE_PLUGINS_PREPROCESSING``, else the family's default) names the pipeline of
     :mod:`.preprocessing`: ``brainscore`` (what Brain-Score's own plugin feeds the network; default for ``spvvs``) or
@@ -89,18 +93,25 @@ def activations_model(name: str, pretrained: bool = True, preprocessing: str | N
     identifier ``<name>-<pipeline>-preprocessing``, so Brain-Score's activation and PCA caches never mix the two.
 
     Raises:
-        ValueError: an unknown preprocessing pipeline.
+        ValueError: an unknown preprocessing pipeline or extractor.
         ModelNotFoundError, UnsupportedModelError, WeightsUnavailableError, CheckpointInvalidError: as
             :func:`create_model`.
     """
     from brainscore_vision.model_helpers.activations.pytorch import PytorchWrapper
+    from . import settings
+    from .fast_activations import FastPytorchWrapper
 
+    extractor = settings.extractor()
+    wrapper = PytorchWrapper if extractor == "brainscore" else partial(FastPytorchWrapper,
+                                                                       channels_last=extractor == "fast-channels-last")
     entry = catalog.resolve(name)
     family = families.get(entry.family)
     default = family.preprocessing
     pipeline = pipeline_name(default, preprocessing)
     identifier = name if pipeline == default else f"{name}-{pipeline}-preprocessing"
-    return PytorchWrapper(identifier=identifier, model=create_model(name, pretrained),
+    if extractor == "fast-channels-last":  # not bit-equal: never mixed with the other extractors' caches
+        identifier += "-channels-last"
+    return wrapper(identifier=identifier, model=create_model(name, pretrained),
                           preprocessing=_preprocessing(entry, pipeline), batch_size=family.eval_batch_size(entry.arch))
 
 

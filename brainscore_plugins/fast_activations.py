@@ -10,6 +10,7 @@ of ``PytorchWrapper`` (the same preprocessing function on the same paths; a test
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 
 import numpy as np
 import torch
@@ -66,7 +67,17 @@ class _PrefetchingExtractor(ActivationsExtractorHelper):
 
 
 class FastPytorchWrapper(PytorchWrapper):
-    """``PytorchWrapper`` with prefetched preprocessing (worker processes) and ``torch.inference_mode``."""
+    """``PytorchWrapper`` with prefetched preprocessing (worker processes) and ``torch.inference_mode``.
+
+    ``channels_last=True`` (``$BRAINSCORE_PLUGINS_EXTRACTOR=fast-channels-last``) also runs the network on
+    channels-last batches: the layout a raw forward pass gets from the preprocessing's transposed arrays, about 1.4x
+    faster on CPUs for convolutional networks, but another summation order, so activations equal
+    ``PytorchWrapper``'s only to float32 rounding (a test bounds the difference), not exactly.
+    """
+
+    def __init__(self, *args, channels_last: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.channels_last = channels_last
 
     def _build_extractor(self, identifier, preprocessing, get_activations, *args, **kwargs):
         return _PrefetchingExtractor(identifier=identifier, get_activations=get_activations,
@@ -74,4 +85,17 @@ class FastPytorchWrapper(PytorchWrapper):
 
     def get_activations(self, images, layer_names):
         with torch.inference_mode():
-            return super().get_activations(images, layer_names)
+            if not self.channels_last:
+                return super().get_activations(images, layer_names)
+            batch = torch.stack([torch.as_tensor(image) for image in images])
+            model_dtype = next(self._model.parameters()).dtype
+            batch = batch.to(self._device, dtype=model_dtype, memory_format=torch.channels_last)
+            self._model.eval()
+            outputs = OrderedDict()
+            hooks = [self.register_hook(self.get_layer(name), name, target_dict=outputs) for name in layer_names]
+            try:
+                self._model(batch, **self._forward_kwargs)
+            finally:
+                for hook in hooks:
+                    hook.remove()
+            return outputs

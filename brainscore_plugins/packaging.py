@@ -31,8 +31,8 @@ from .errors import NotCommittedError
 PACKAGE_DIR = Path(__file__).resolve().parent
 VENDORED = {  # package -> its modules the runtime needs (region_commitment: all of it)
     "brainscore_plugins": ("__init__.py", "errors.py", "settings.py", "catalog.py", "checkpoint.py", "hub.py",
-                           "preprocessing.py", "factory.py", "forge.py", "candidates.py", "provenance.py",
-                           "commitments.py", "architectures/*.py", "families/__init__.py"),
+                           "preprocessing.py", "factory.py", "fast_activations.py", "forge.py", "candidates.py",
+                           "provenance.py", "commitments.py", "architectures/*.py", "families/__init__.py"),
     "region_commitment": ("*.py",),
 }
 RUNTIME_REQUIREMENTS = ("tqdm", "platformdirs", "filelock>=4.3")

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from region_commitment.atomic import replacing
 
-from .errors import BrainscorePluginsError
+from .errors import ReportInputError
 
 __all__ = ["ReportInputError", "write_report", "REQUIRED_COLUMNS", "DEFAULT_COLUMNS"]
 
@@ -32,10 +32,6 @@ DEFAULT_COLUMNS = ("identifier", "benchmark", "status", "score", "error", "ceili
 TEMPLATE = "report_template.html"
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 _JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
-
-
-class ReportInputError(BrainscorePluginsError, ValueError):
-    """A results table or image list that cannot be reported (the message names the problem and the fix)."""
 
 
 def write_report(table: pd.DataFrame, output, *, images: dict[str, list[tuple[Path, str]]] | None = None,

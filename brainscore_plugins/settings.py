@@ -15,6 +15,8 @@ LOCK_TIMEOUT = "BRAINSCORE_PLUGINS_LOCK_TIMEOUT"
 DATA = "BRAINSCORE_PLUGINS_DATA"
 PREPROCESSING = "BRAINSCORE_PLUGINS_PREPROCESSING"
 ALGONAUTS = "BRAINSCORE_PLUGINS_ALGONAUTS_DIR"
+EXTRACTOR = "BRAINSCORE_PLUGINS_EXTRACTOR"
+EXTRACTORS = ("fast", "fast-channels-last", "brainscore")
 HF_HUB_OFFLINE = "HF_HUB_OFFLINE"
 HF_HUB_CACHE = "HF_HUB_CACHE"
 
@@ -29,6 +31,10 @@ VARIABLES = (
              "what `commit` writes: region maps, readout layers, score tables, plots and provenance"),
     Variable(PREPROCESSING, "the family's default",
              "image pipeline of every model: 'brainscore', 'training-config' or 'unnormalized'"),
+    Variable(EXTRACTOR, "fast", "activations extractor of every model: 'fast' (images decoded and preprocessed by "
+                                "worker processes ahead of the network, equal activations), 'fast-channels-last' "
+                                "(also channels-last batches: faster on CPUs, equal to float32 rounding) or "
+                                "'brainscore' (Brain-Score's PytorchWrapper as it is)"),
     Variable(ALGONAUTS, "unset", "the Algonauts 2023 challenge data folder (algonauts_2023_challenge_data: subj01 "
                                  "... subj08) that the algonauts2023 benchmarks read"),
     Variable(HF_HUB_OFFLINE, "unset", "1: Hugging Face Hub files come from its cache only (no network)"),
@@ -71,6 +77,14 @@ def data_dir() -> Path:
 
 def preprocessing() -> str | None:
     return os.environ.get(PREPROCESSING) or None
+
+
+def extractor() -> str:
+    """``$BRAINSCORE_PLUGINS_EXTRACTOR`` (``fast`` or ``brainscore``; default ``fast``)."""
+    value = os.environ.get(EXTRACTOR) or EXTRACTORS[0]
+    if value not in EXTRACTORS:
+        raise ValueError(f"${EXTRACTOR} is {value!r}; set it to one of {', '.join(EXTRACTORS)}")
+    return value
 
 
 def algonauts_dir() -> Path | None:

@@ -34,3 +34,40 @@ def test_equal_to_pytorch_wrapper(n_images, tmp_path, monkeypatch):
     assert list(ours.stimulus_path.values) == list(expected.stimulus_path.values) == paths
     assert list(ours.layer.values) == list(expected.layer.values)
     assert fast.identifier == "fast"
+
+
+def test_the_plugins_extract_with_the_fast_path_unless_told_otherwise(monkeypatch):
+    from brainscore_plugins import settings
+    monkeypatch.delenv(settings.EXTRACTOR, raising=False)
+    model = factory.activations_model("spvvs_resnet18_imagenet_full", pretrained=False)
+    assert type(model) is FastPytorchWrapper and model.identifier == "spvvs_resnet18_imagenet_full"
+    monkeypatch.setenv(settings.EXTRACTOR, "brainscore")
+    assert type(factory.activations_model("spvvs_resnet18_imagenet_full", pretrained=False)) is PytorchWrapper
+    monkeypatch.setenv(settings.EXTRACTOR, "fast-channels-last")
+    model = factory.activations_model("spvvs_resnet18_imagenet_full", pretrained=False)
+    assert model.channels_last and model.identifier == "spvvs_resnet18_imagenet_full-channels-last"
+    monkeypatch.setenv(settings.EXTRACTOR, "turbo")
+    with pytest.raises(ValueError, match="BRAINSCORE_PLUGINS_EXTRACTOR is 'turbo'; set it to one of fast, "
+                                         "fast-channels-last, brainscore"):
+        factory.activations_model("spvvs_resnet18_imagenet_full", pretrained=False)
+
+
+def test_channels_last_equals_to_float32_rounding(tmp_path, monkeypatch):
+    """Channels-last batches: another summation order, the same activations to float32 rounding (1e-5 of each
+    layer's largest magnitude), at every layer of a convolutional network."""
+    monkeypatch.setenv("RESULTCACHING_DISABLE", "1")
+    paths = []
+    for i in range(20):
+        paths.append(str(tmp_path / f"image{i}.png"))
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (90, 90, 3), dtype=np.uint8)).save(paths[-1])
+    network = factory.create_model("spvvs_resnet18_imagenet_full", pretrained=False)
+    preprocessing = preprocessing_for(72, 64, "bilinear", "brainscore")
+    layers = ["conv1", "layer2.0", "layer4.1", "avgpool", "fc"]
+    reference = PytorchWrapper(identifier="reference-cl", model=network, preprocessing=preprocessing, batch_size=8)
+    fast = FastPytorchWrapper(identifier="fast-cl", model=network, preprocessing=preprocessing, batch_size=8,
+                              channels_last=True)
+    expected, ours = reference(paths, layers=layers), fast(paths, layers=layers)
+    assert list(ours.layer.values) == list(expected.layer.values)
+    for layer in layers:
+        a, b = (x.sel(layer=layer).values for x in (ours, expected))
+        assert np.abs(a - b).max() <= 1e-5 * np.abs(b).max(), layer

@@ -351,3 +351,45 @@ def test_rewrite_replaces_the_page(tmp_path):
     after = second.read_text(encoding="utf-8")
     assert after != before and "<h1>Second</h1>" in after and "section class=\"images\"" not in after
     assert sorted(p.name for p in tmp_path.iterdir()) == ["images", "index.html", "src"]  # no temporary files left
+
+
+def test_report_command_end_to_end(browser, tmp_path, monkeypatch):
+    """`brainscore-plugins report`: the results table of spvvs final checkpoints (scored as published) and one
+    committed hlvit model gives a page with the table, the table's own scaling fits and the commitment's plot."""
+    from brainscore_plugins import cli, results, scaling, settings
+
+    study = scaling.study_table()
+    study = study[study.latest & study.dataset.isin(["imagenet", "ecoset"])]
+    rows = [{"identifier": f"spvvs_{r.model_id}", "benchmark": r.benchmark, "status": "ok", "score": r.score,
+             "family": "spvvs", "model_id": r.model_id, "epoch": r.epoch} for r in study.itertuples()]
+    hlvit = "hlvit_vits14_1.0_1"
+    rows.append({"identifier": hlvit, "benchmark": "MajajHong2015public.IT-pls", "status": "failed",
+                 "error_message": "WeightsUnavailableError: offline", "family": "hlvit", "model_id": "vits14_1.0_1"})
+    path = tmp_path / "r.parquet"
+    results.append(rows, path)
+    monkeypatch.setenv(settings.DATA, str(tmp_path / "data"))
+    committed = tmp_path / "data" / "commitments" / "hlvit"
+    (committed / "region_layer_map").mkdir(parents=True)
+    (committed / "region_layer_map" / f"{hlvit}.json").write_text('{"IT": "blocks.8"}')
+    png(committed / "layer_scores" / f"{hlvit}.png")
+
+    assert cli.main(["report", str(path), "-o", str(tmp_path / "site"), "--bootstrap", "2"]) == 0
+    scaling_plots = sorted((tmp_path / "site" / "scaling").glob("scaling_*.png"))
+    assert len(scaling_plots) >= 5 and (tmp_path / "site" / "scaling" / "scaling_fit.json").is_file()
+    page = browser.new_page()
+    errors = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto((tmp_path / "site" / "index.html").as_uri(), wait_until="load")
+    widths = page.eval_on_selector_all("img", "images => images.map(i => i.naturalWidth)")
+    headings = page.eval_on_selector_all("section.images h2", "hs => hs.map(h => h.textContent)")
+    captions = page.eval_on_selector_all("figcaption", "cs => cs.map(c => c.textContent)")
+    count = page.eval_on_selector_all("#results tbody tr", "trs => trs.length")
+    page.close()
+    assert not errors and headings == ["Scaling fits", "Layer commitments"]
+    assert len(widths) == len(scaling_plots) + 1 and all(w > 0 for w in widths) and hlvit in captions
+    assert count == len(rows)
+
+    empty = tmp_path / "empty.parquet"
+    assert cli.main(["report", str(empty), "-o", str(tmp_path / "none")]) == 2
+    assert not (tmp_path / "none").exists()

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import BrainscorePluginsError
+from ..errors import ScalingInputError
 
 _logger = logging.getLogger(__name__)
 
@@ -34,10 +34,6 @@ METADATA = ("arch", "arch_family", "dataset", "seed", "n_params", "n_samples", "
 TABLE_COLUMNS = ("model_id", "epoch", "region", "score", "arch_family", "dataset", "samples_per_class",
                  "n_params", "n_samples_seen", "total_flops", *FLAGS)
 RESULTS_COLUMNS = ("benchmark", "status", "score", "family", "model_id", "epoch")
-
-
-class ScalingInputError(BrainscorePluginsError, ValueError):
-    """A table a scaling fit cannot use (the message names the problem and the fix)."""
 
 
 @dataclass(frozen=True)

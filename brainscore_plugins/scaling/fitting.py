@@ -110,8 +110,8 @@ class ScalingFit:
                           "starts": f"the full data's {BOOTSTRAP_STARTS} best distinct local optima"},
             "experiments": {e.name: {"law": e.law, "formula": law.LAWS[e.law].formula, "x": e.label,
                                      "variables": dict(zip(e.variables, e.scales)), "study_config": e.study,
-                                     "filters": e.filters(),
-                                     "fits": {c.region: c.to_dict() for c in self.curves if c.experiment.name == e.name}}
+                                     "filters": e.filters(), "fits": {c.region: c.to_dict() for c in self.curves
+                                                                      if c.experiment.name == e.name}}
                             for e in self.experiments},
             "skipped": self.skipped,
         }
@@ -135,8 +135,7 @@ def fit(table: pd.DataFrame, *, bootstrap: int = 100, seed: int = 0, progress: b
         needed = len(law.LAWS[experiment.law].fitted) + 2
         short = {region: len(p) for region, p in found.items() if len(p) < needed}
         if short:
-            skipped[experiment.name] = f"too few models (needs >= {needed}): " + ", ".join(
-                f"{region} has {count}" for region, count in short.items())
+            skipped[experiment.name] = _shortfall(short, len(found), needed)
             continue
         planned += [(experiment, region, p) for region, p in found.items()]
     if not planned:
@@ -145,13 +144,14 @@ def fit(table: pd.DataFrame, *, bootstrap: int = 100, seed: int = 0, progress: b
             "EcoSet) on the five benchmarks")
     for name, why in skipped.items():
         _logger.warning("scaling: skipped %s: %s", name, why)
-    curves = [_fit_curve(*plan, bootstrap=bootstrap, seed=seed)
+    curves = [fit_curve(*plan, bootstrap=bootstrap, seed=seed)
               for plan in tqdm(planned, desc="scaling fit", unit="fit", disable=not progress)]
     return ScalingFit(curves, table.attrs.get("source", "a table given to fit()"), bootstrap, seed, skipped)
 
 
-def _fit_curve(experiment: data.Experiment, region: str, points: pd.DataFrame, *, bootstrap: int,
-               seed: int) -> Curve:
+def fit_curve(experiment: data.Experiment, region: str, points: pd.DataFrame, *, bootstrap: int = 0,
+              seed: int = 0) -> Curve:
+    """Fit ``experiment``'s law to ``points`` (one row per model: its variables and score) of ``region``."""
     chosen_law = law.LAWS[experiment.law]
     x = points[list(experiment.variables)].to_numpy(float) / experiment.scales
     misalignment = 1 - points["score"].to_numpy(float)
@@ -161,6 +161,12 @@ def _fit_curve(experiment: data.Experiment, region: str, points: pd.DataFrame, *
         samples = np.random.default_rng(seed).integers(0, len(points), size=(bootstrap, len(points)))
         refits, _ = law.bootstrap_fits(chosen_law, x, misalignment, law.distinct(optima, BOOTSTRAP_STARTS), samples)
     return Curve(experiment, region, theta, loss, points, refits)
+
+
+def _shortfall(short: dict[str, int], regions: int, needed: int) -> str:
+    if len(short) == regions and len(set(short.values())) == 1:
+        return f"{next(iter(short.values()))} models in every region, needs >= {needed}"
+    return ", ".join(f"{region}: {count} models" for region, count in short.items()) + f", needs >= {needed}"
 
 
 def _chosen(names) -> list[data.Experiment]:

@@ -25,7 +25,7 @@ from scipy.optimize import minimize
 DELTA = 1e-3  # the Huber loss's threshold on log residuals
 GTOL = 1e-5  # scipy BFGS's default: stop where the largest gradient component is below this
 LN10 = np.log(10.0)
-FTOL = 1e-10
+FTOL = 1e-9  # a row also stops when a step lowers its loss by less than this (relative)
 _E_GRID = (-1.0, -0.5, 0.0, 0.5, 1.0)
 _A_GRID = (0.0, 5.0, 10.0, 15.0, 20.0, 25.0)
 _EXPONENT_GRID = (0.0, 0.5, 1.0, 1.5, 2.0)
@@ -106,12 +106,13 @@ LAWS = {law.name: law for law in (
 
 def huber_objective(law: Law, theta: np.ndarray, log_x: np.ndarray, log_l: np.ndarray):
     """Sum over points of Huber(log L_hat - log L) per parameter row, and its gradient: (R,), (R, P)."""
-    predicted, partials = law.evaluate(theta, log_x)
-    residual = predicted - log_l
-    size = np.abs(residual)
-    loss = np.where(size <= DELTA, 0.5 * residual ** 2, DELTA * (size - 0.5 * DELTA)).sum(-1)
-    slope = np.clip(residual, -DELTA, DELTA)
-    return loss, np.stack([(slope * partial).sum(-1) for partial in partials], axis=-1)
+    with np.errstate(over="ignore", invalid="ignore"):  # a trial step far out: an infinite loss, rejected
+        predicted, partials = law.evaluate(theta, log_x)
+        residual = predicted - log_l
+        size = np.abs(residual)
+        loss = np.where(size <= DELTA, 0.5 * residual ** 2, DELTA * (size - 0.5 * DELTA)).sum(-1)
+        slope = np.clip(residual, -DELTA, DELTA)
+        return loss, np.stack([(slope * partial).sum(-1) for partial in partials], axis=-1)
 
 
 def batched_bfgs(objective: Callable, theta0: np.ndarray, max_iter: int = 1000) -> tuple[np.ndarray, np.ndarray]:
@@ -154,12 +155,14 @@ def batched_bfgs(objective: Callable, theta0: np.ndarray, max_iter: int = 1000) 
         rows = rows[moved]
         s, y = new_theta[moved] - theta[rows], new_grad[moved] - grad[rows]
         theta[rows], loss[rows], grad[rows] = new_theta[moved], new_loss[moved], new_grad[moved]
-        sy = np.einsum("ki,ki->k", s, y)
-        curved = sy > 1e-12 * np.linalg.norm(s, axis=1) * np.linalg.norm(y, axis=1)
-        rows, s, y, rho = rows[curved], s[curved], y[curved], 1.0 / sy[curved]
-        left = eye - rho[:, None, None] * np.einsum("ki,kj->kij", s, y)
-        inverse[rows] = left @ inverse[rows] @ left.transpose(0, 2, 1) + rho[:, None, None] * np.einsum(
-            "ki,kj->kij", s, s)
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            sy = np.einsum("ki,ki->k", s, y)
+            rho = 1.0 / sy
+            curved = (sy > 1e-12 * np.linalg.norm(s, axis=1) * np.linalg.norm(y, axis=1)) & np.isfinite(rho)
+            rows, s, y, rho = rows[curved], s[curved], y[curved], rho[curved, None, None]
+            left = eye - rho * np.einsum("ki,kj->kij", s, y)
+            updated = left @ inverse[rows] @ left.transpose(0, 2, 1) + rho * np.einsum("ki,kj->kij", s, s)
+        inverse[rows] = np.where(np.isfinite(updated).all(axis=(1, 2))[:, None, None], updated, eye)
     return theta, loss
 
 
@@ -196,7 +199,7 @@ def bootstrap_fits(law: Law, x: np.ndarray, misalignment: np.ndarray, starts: np
         lambda t, rows: huber_objective(law, t, log_x[owner[rows]], log_l[owner[rows]]),
         np.tile(starts, (len(samples), 1)))
     theta, loss = theta.reshape(len(samples), count, -1), loss.reshape(len(samples), count)
-    best = np.nanargmin(np.where(np.isfinite(loss), loss, np.nan), axis=1)
+    best = np.argmin(np.where(np.isfinite(loss), loss, np.inf), axis=1)
     pick = np.arange(len(samples))
     return theta[pick, best], loss[pick, best]
 

@@ -25,9 +25,12 @@ def figure(fit: ScalingFit, experiment: str) -> Figure:
         raise ValueError(f"{experiment} is not a fitted one-resource experiment")
     rows = math.ceil(len(curves) / COLUMNS)
     columns = min(COLUMNS, len(curves))
-    fig = Figure(figsize=(3.6 * columns, 3.2 * rows), layout="constrained")
+    fig = Figure(figsize=(3.6 * columns, 3.2 * rows))
     FigureCanvasAgg(fig)
-    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    axes = fig.subplots(rows, columns, squeeze=False, gridspec_kw={"left": 0.22 / columns, "right": 0.98,
+                                                                   "bottom": 0.45 / (3.2 * rows),
+                                                                   "top": 1 - 0.6 / (3.2 * rows),
+                                                                   "wspace": 0.3, "hspace": 0.45}).ravel()
     for ax, curve in zip(axes, curves):
         _panel(ax, curve)
     for ax in axes[len(curves):]:
