@@ -178,7 +178,7 @@ def _score(args) -> int:
             print(f"{name} {benchmark}: {row['score']:.4f} (error {row['error']:.4f}, ceiling {row['ceiling']:.4f}"
                   f"{published})", flush=True)
     for name, benchmark, failure in failures:
-        print(f"error: {name} on {benchmark}: {failure}", file=sys.stderr)
+        print(f"error: {name} on {benchmark}: {scoring.first_line(failure, kind=False)}", file=sys.stderr)
     return max((_exit_status(failure) for _, _, failure in failures), default=0)
 
 
@@ -413,6 +413,9 @@ def main(argv=None) -> int:
     try:
         status = args.run(args) or 0
         sys.stdout.flush()
+    except KeyboardInterrupt:  # what finished is kept (a sweep's rows); rerun to resume
+        print("error: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # `brainscore-plugins list | head`: the reader is gone, which is fine
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

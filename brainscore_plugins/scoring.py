@@ -72,14 +72,16 @@ def score_row(identifier: str, benchmark: str) -> tuple[dict, Exception | None]:
                   "ceiling": _number(score.attrs.get("ceiling")), "raw": _number(score.attrs.get("raw")),
                   "error_message": ""}
     wall = time.perf_counter() - start
-    return {**model_columns(identifier, benchmark, values.get("score", math.nan)), **values, "benchmark": benchmark,
+    return {**model_columns(identifier, benchmark, values["score"]), **values, "benchmark": benchmark,
             "wall_s": wall, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}, failure
 
 
-def first_line(error: BaseException) -> str:
-    """``<kind>: <the message's first line>`` (at most 1,000 characters): what a row keeps of a failure."""
+def first_line(error: BaseException, kind: bool = True) -> str:
+    """``<kind>: <the message's first line>`` (at most 1,000 characters): what a row keeps of a failure; without
+    ``kind``, the line alone."""
     text = str(error).strip()
-    return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"[:1000]
+    line = text.splitlines()[0] if text else ""
+    return f"{type(error).__name__}: {line}"[:1000] if kind else line
 
 
 def _number(value) -> float:

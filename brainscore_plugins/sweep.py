@@ -146,6 +146,8 @@ def _in_child(context, task: Task, children: set) -> list[dict]:
 
 
 def _child_main(task: Task, send, environ: dict) -> None:
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's: it stops the children (SIGTERM)
     os.environ.clear()
     os.environ.update(environ)  # the forkserver's environment is the one it started with, not the driver's now
     send.send(score_model(task))

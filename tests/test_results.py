@@ -176,7 +176,7 @@ def test_cli_score_writes_rows_and_reports_failures_after_the_others(linked, tmp
 
     def flaky(model, benchmark):
         if benchmark == "bsp-synthetic-i2n":
-            raise ValueError("bad stimuli")
+            raise ValueError("bad stimuli\nmore detail")  # one line on the command line
         return Score(0.25)
 
     monkeypatch.setattr(brainscore_vision, "score", flaky)

@@ -85,6 +85,25 @@ def test_a_killed_sweep_loses_and_duplicates_nothing(environment):
     assert after.head(len(before)).equals(before)  # the rows of the killed run are kept as they were
 
 
+def test_an_interrupted_sweep_says_so_on_one_line_and_keeps_its_rows(environment):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it): status 130, one line, no traceback from
+    the driver or a model's process, the finished rows kept."""
+    path = environment / "results.parquet"
+    process = subprocess.Popen([sys.executable, "-m", "brainscore_plugins", "sweep", *GOOD,
+                                "spvvs_resnet18_imagenet_full", "--benchmark", BENCHMARKS[0], "--results", str(path),
+                                "--quiet"], cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while len(results.read(path)) == 0 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGINT)
+    stderr = process.communicate(timeout=120)[1]
+    assert process.returncode == 130 and "Traceback" not in stderr, stderr[-3000:]
+    assert [line for line in stderr.splitlines() if line.startswith("error:")] == ["error: interrupted"]
+    table = results.read(path)
+    assert 1 <= len(table) <= 2 and (table.status == "ok").all()
+
+
 def test_ray_sweep_gives_the_local_rows(environment):
     path = environment / "ray.parquet"
     summary = sweep.sweep([GOOD[0], BROKEN], [BENCHMARKS[0]], path, engine="ray", workers=2, progress=False)
