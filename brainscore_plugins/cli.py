@@ -1,9 +1,9 @@
-"""``brainscore-plugins``: list, inspect, fetch, commit, score and package the catalogued models; link them into
-Brain-Score; run the offline demo.
+"""``brainscore-plugins``: list, inspect, fetch, commit, score, sweep and package the catalogued models; keep their
+scores in a results table, fit the study's scaling laws, report; link them into Brain-Score; run the offline demo.
 
 Exit status: 0 success, 2 a usage error (unknown identifier, bad option or input file), 1 a runtime failure (weights
-unavailable, invalid checkpoint, commitment failed, disk). Errors are one line on stderr, never a traceback. Heavy
-modules (torch, Brain-Score) are imported by the commands that need them, not by ``--help``.
+unavailable, invalid checkpoint, commitment failed, disk), 130 interrupted. Errors are one line on stderr, never a
+traceback. Heavy modules (torch, Brain-Score) are imported by the commands that need them, not by ``--help``.
 """
 from __future__ import annotations
 
