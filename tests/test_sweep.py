@@ -85,6 +85,11 @@ def test_a_killed_sweep_loses_and_duplicates_nothing(environment):
     assert after.head(len(before)).equals(before)  # the rows of the killed run are kept as they were
 
 
+def _terminal_signals():
+    """SIGINT as a terminal's foreground process has it (a test run in the background inherits it ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_an_interrupted_sweep_says_so_on_one_line_and_keeps_its_rows(environment):
     """Ctrl-C (SIGINT to the whole process group, as a terminal sends it): status 130, one line, no traceback from
     the driver or a model's process, the finished rows kept."""
@@ -92,7 +97,7 @@ def test_an_interrupted_sweep_says_so_on_one_line_and_keeps_its_rows(environment
     process = subprocess.Popen([sys.executable, "-m", "brainscore_plugins", "sweep", *GOOD,
                                 "spvvs_resnet18_imagenet_full", "--benchmark", BENCHMARKS[0], "--results", str(path),
                                 "--quiet"], cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True, preexec_fn=_terminal_signals)
     deadline = time.monotonic() + 300
     while len(results.read(path)) == 0 and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
