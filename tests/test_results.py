@@ -29,8 +29,7 @@ def test_append_round_trip_keeps_the_schema(tmp_path):
                                                            for c, d in results.COLUMNS.items()}
     assert table.epoch.tolist()[0] == 100 and table.epoch.isna().tolist() == [False, True]
     assert table.score.tolist() == [0.5, 0.5] and (table.error_message == "").all()
-    assert [p.name for p in path.parent.iterdir()] == ["results.parquet.lock", "results.parquet"] or \
-        sorted(p.name for p in path.parent.iterdir()) == ["results.parquet", "results.parquet.lock"]
+    assert sorted(p.name for p in path.parent.iterdir()) == ["results.parquet", "results.parquet.lock"]
 
 
 def test_one_row_per_pair_ok_kept_failed_replaced(tmp_path):
