@@ -158,7 +158,7 @@ def _score(args) -> int:
     a warning line when a benchmark's data chose the model's layers (``provenance.selection_overlap``). Failures are
     reported after the others ran: status 2 when each was an input error, else 1."""
     import logging
-    from . import families, provenance, results, scoring
+    from . import families, provenance, results, scoring, units
 
     models, benchmarks = _split_score_arguments(args.words)
     failures = []
@@ -173,10 +173,11 @@ def _score(args) -> int:
             if failure is not None:
                 failures.append((name, benchmark, failure))
                 continue
+            sign = " %" if row["unit"] == units.PERCENT else ""
             published = "" if row["published_score"] != row["published_score"] else \
-                f", published {row['published_score']:.4f}"
-            print(f"{name} {benchmark}: {row['score']:.4f} (error {row['error']:.4f}, ceiling {row['ceiling']:.4f}"
-                  f"{published})", flush=True)
+                f", published {row['published_score']:.4f}{sign}"
+            print(f"{name} {benchmark}: {row['score']:.4f}{sign} ({units.label(row['metric']) or 'metric unknown'}; "
+                  f"error {row['error']:.4f}{sign}, ceiling {row['ceiling']:.4f}{sign}{published})", flush=True)
     for name, benchmark, failure in failures:
         print(f"error: {name} on {benchmark}: {scoring.first_line(failure, kind=False)}", file=sys.stderr)
     return max((_exit_status(failure) for _, _, failure in failures), default=0)
@@ -198,7 +199,8 @@ def _results(args) -> None:
                            benchmark=args.benchmark, family=args.family, arch=args.arch, dataset=args.dataset,
                            status=args.status)
     if args.format == "table":
-        columns = ["identifier", "benchmark", "status", "score", "error", "ceiling", "published_score", "wall_s"]
+        columns = ["identifier", "benchmark", "status", "score", "unit", "metric", "error", "ceiling",
+                   "published_score", "wall_s"]
         print(table[columns].to_string(index=False) if len(table) else "no rows")
     elif args.output:
         results.export(table, args.output, args.format)
@@ -215,6 +217,17 @@ def _scored_rows(path):
         raise ValueError(f"the results table {path or results.default_path()} has no rows; score models first "
                          f"(`brainscore-plugins score` or `sweep`)")
     return table
+
+
+def _noise_ceiling(args) -> None:
+    from tqdm.auto import tqdm
+
+    from .algonauts import data, noise_ceiling
+    root = data.resolve_root(args.data_dir)
+    subjects = [data.load_subject(name, root) for name in args.subject or data.SUBJECTS]  # all checked first
+    summaries = [noise_ceiling.write(subject, args.nsd)
+                 for subject in tqdm(subjects, desc="noise-ceiling inputs", disable=len(subjects) < 2)]
+    print(json.dumps(summaries, indent=1))
 
 
 def _scaling_fit(args) -> None:
@@ -368,6 +381,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epoch", type=int, help="only rows of this epoch")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output format")
     p.add_argument("-o", "--output", help="csv / json: write to this file instead of standard output")
+
+    p = _command(commands, "noise-ceiling", _noise_ceiling,
+                 "compute what the noise-normalised Algonauts 2023 held-out benchmarks need from the Natural Scenes "
+                 "Dataset (each subject's ncsnr at its challenge vertices and its training images' repetition counts, "
+                 "as the challenge organisers computed the test split's ceiling) and write it beside the challenge "
+                 "data (subjNN/training_split/noise_ceiling/); prints a JSON summary")
+    p.add_argument("--nsd", required=True, metavar="NSD_DIR", help="the Natural Scenes Dataset folder (holding "
+                   "nsddata/experiments/nsd/nsd_expdesign.mat and nsddata_betas/ppdata/subjNN/fsaverage/"
+                   "betas_fithrf_GLMdenoise_RR/{lh,rh}.ncsnr.mgh)")
+    p.add_argument("--data-dir", help=f"the challenge data folder (default: ${settings.ALGONAUTS})")
+    p.add_argument("--subject", action="append", choices=[f"subj{i:02d}" for i in range(1, 9)],
+                   help="only this subject (repeat for several; default: all eight)")
 
     p = _command(commands, "scaling", None, "scaling laws: `scaling fit` fits the scaling-primate-vvs study's laws")
     fits = p.add_subparsers(dest="scaling_command", required=True, metavar="SUBCOMMAND", help="what to do")

@@ -106,13 +106,26 @@ def activations_model(name: str, pretrained: bool = True, preprocessing: str | N
                                                                        channels_last=extractor == "fast-channels-last")
     entry = catalog.resolve(name)
     family = families.get(entry.family)
-    default = family.preprocessing
-    pipeline = pipeline_name(default, preprocessing)
-    identifier = name if pipeline == default else f"{name}-{pipeline}-preprocessing"
+    variant = preprocessing_variant(name, preprocessing)
+    pipeline = variant or family.preprocessing
+    identifier = f"{name}-{variant}-preprocessing" if variant else name
     if extractor == "fast-channels-last":  # not bit-equal: never mixed with the other extractors' caches
         identifier += "-channels-last"
     return wrapper(identifier=identifier, model=create_model(name, pretrained),
                           preprocessing=_preprocessing(entry, pipeline), batch_size=family.eval_batch_size(entry.arch))
+
+
+def preprocessing_variant(name: str, preprocessing: str | None = None) -> str:
+    """The pipeline :func:`activations_model` builds ``name`` with (``preprocessing``, else the environment's), when
+    it is not the family's default (the activations identifier then ends ``-<pipeline>-preprocessing``); else ''.
+
+    Raises:
+        ValueError: an unknown preprocessing pipeline.
+        ModelNotFoundError: an unknown identifier.
+    """
+    default = families.get(catalog.resolve(name).family).preprocessing
+    pipeline = pipeline_name(default, preprocessing)
+    return "" if pipeline == default else pipeline
 
 
 def _preprocessing(entry: catalog.Entry, pipeline: str):
@@ -213,8 +226,9 @@ def fmri_predictor(name: str, pretrained: bool = True):
     family = families.get(entry.family)
     if family.fmri_predictor is None:
         raise ModelNotFoundError(f"{name}: {family.title} models predict no fMRI; use {base} (a Brain-Score model)")
-    return family.fmri_predictor(name, create_model(base, pretrained),
-                                 _preprocessing(entry, pipeline_name(family.preprocessing)))
+    return _with_seen_images(family.fmri_predictor(name, create_model(base, pretrained),
+                                                   _preprocessing(entry, pipeline_name(family.preprocessing))),
+                             entry, predictor=True)
 
 
 def brain_model(name: str, pretrained: bool = True):
@@ -251,5 +265,16 @@ def brain_model(name: str, pretrained: bool = True):
         found = commitment(name)
     region_layer_map, readout = found
     provenance.log_map_origin(name)
-    return ModelCommitment(identifier=name, activations_model=activations_model(name, pretrained),
-                           layers=layers(name), behavioral_readout_layer=readout, region_layer_map=region_layer_map)
+    return _with_seen_images(ModelCommitment(identifier=name, activations_model=activations_model(name, pretrained),
+                                             layers=layers(name), behavioral_readout_layer=readout,
+                                             region_layer_map=region_layer_map), catalog.resolve(name), predictor=False)
+
+
+def _with_seen_images(model, entry: catalog.Entry, predictor: bool):
+    """``model`` with ``nsd_seen`` (the NSD images it was trained or selected on, which the Algonauts benchmarks
+    never score it on) where its family declares them."""
+    declare = families.get(entry.family).nsd_seen
+    seen = None if declare is None else declare(entry, predictor)
+    if seen is not None:
+        model.nsd_seen = seen
+    return model

@@ -32,7 +32,8 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 VENDORED = {  # package -> its modules the runtime needs (region_commitment: all of it)
     "brainscore_plugins": ("__init__.py", "errors.py", "settings.py", "catalog.py", "checkpoint.py", "hub.py",
                            "preprocessing.py", "factory.py", "fast_activations.py", "forge.py", "candidates.py",
-                           "provenance.py", "commitments.py", "architectures/*.py", "families/__init__.py"),
+                           "provenance.py", "commitments.py", "architectures/*.py", "families/__init__.py",
+                           "algonauts/__init__.py", "algonauts/splits.py"),
     "region_commitment": ("*.py",),
 }
 RUNTIME_REQUIREMENTS = ("tqdm", "platformdirs", "filelock>=4.3")

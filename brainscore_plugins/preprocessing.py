@@ -1,6 +1,6 @@
 """Evaluation preprocessing: file paths -> a float32 batch ``(N, 3, crop, crop)`` (Brain-Score's ``preprocessing``).
 
-Two pipelines, chosen per model (``activations_model(..., preprocessing=...)`` or ``$BRAINSCORE_PLUGINS_PREPROCESSING``;
+Pipelines, chosen per model (``activations_model(..., preprocessing=...)`` or ``$BRAINSCORE_PLUGINS_PREPROCESSING``;
 each family has a default):
 
 * ``brainscore``: pixel for pixel what Brain-Score's own ``scaling_models`` plugin feeds the network, and so what the
@@ -10,10 +10,14 @@ each family has a default):
   ``Normalize`` (ImageNet mean/std), channels first. The default for ``spvvs``.
 * ``training-config``: the training config's own evaluation transform: torchvision ``Resize(resize)`` of the shorter
   side (aspect ratio kept, antialiased) with the configured interpolation (``bicubic`` means bicubic), ``CenterCrop``,
-  the family's mean/std (ImageNet unless it declares another). The default for ``hlvit`` (its author's evaluation),
-  ``grouplin`` and ``svenc``; an option for ``spvvs``.
+  the family's mean/std (ImageNet unless it declares another). The default for ``hlvit`` (its author's evaluation);
+  an option for ``spvvs``, ``grouplin`` and ``svenc``.
 * ``unnormalized``: ``training-config`` without the normalisation, pixels in [0, 1]: what the ScalingVisionEncoder
-  study fed its encoders (its ``Normalize`` line is commented out). An option, to reproduce that study.
+  study fed its encoders (its ``Normalize`` line is commented out). The default for ``svenc``.
+* ``algonauts23``: the algonauts23 GroupLin authors' evaluation (their ``dataset/generate_dataset.py`` then
+  ``create_transform(train=False)``): PIL bicubic resize to 256 x 256 (the size their dataset stores), then on the
+  uint8 tensor / 255 torchvision's antialiased bicubic ``Resize`` to the crop size, ``CenterCrop``, the family's
+  mean/std. The default for ``grouplin``.
 """
 from __future__ import annotations
 
@@ -28,8 +32,9 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # CLIP's, used by EVA-02, the CLIP towers and ONE-PEACE
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-BRAINSCORE, TRAINING_CONFIG, UNNORMALIZED = "brainscore", "training-config", "unnormalized"
-PIPELINES = (BRAINSCORE, TRAINING_CONFIG, UNNORMALIZED)
+BRAINSCORE, TRAINING_CONFIG, UNNORMALIZED, ALGONAUTS23 = "brainscore", "training-config", "unnormalized", "algonauts23"
+PIPELINES = (BRAINSCORE, TRAINING_CONFIG, UNNORMALIZED, ALGONAUTS23)
+ALGONAUTS23_STORED_SIZE = 256  # the algonauts23 authors' dataset holds every image resized to 256 x 256
 
 
 def pipeline_name(family_default: str, requested: str | None = None) -> str:
@@ -73,6 +78,21 @@ def brainscore_transform(resize: int, crop: int, mean: tuple = IMAGENET_MEAN, st
     ])
 
 
+@functools.lru_cache(maxsize=None)
+def algonauts23_transform(crop: int, interpolation: str, mean: tuple, std: tuple):
+    """The ``algonauts23`` transform of a PIL image."""
+    import torch
+    from torchvision import transforms
+    mode = transforms.InterpolationMode(interpolation.lower())
+    tensor = transforms.Compose([transforms.Resize(crop, interpolation=mode, antialias=True),
+                                 transforms.CenterCrop(crop), transforms.Normalize(mean, std)])
+
+    def transform(image: Image.Image):
+        stored = image.resize((ALGONAUTS23_STORED_SIZE, ALGONAUTS23_STORED_SIZE), resample=Image.Resampling.BICUBIC)
+        return tensor(torch.from_numpy(np.array(stored)).to(torch.float32).div(255.0).permute(2, 0, 1).contiguous())
+    return transform
+
+
 def _rgb(path) -> Image.Image:
     with Image.open(path) as image:
         return image.convert("RGB")
@@ -88,7 +108,8 @@ def load_preprocess_images(image_filepaths, resize: int, crop: int, interpolatio
         return np.stack([transform(image=np.array(_rgb(path)))["image"].numpy() for path in image_filepaths])
     if pipeline == UNNORMALIZED:
         mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
-    transform = eval_transform(resize, crop, interpolation, mean, std)
+    transform = algonauts23_transform(crop, interpolation, mean, std) if pipeline == ALGONAUTS23 else \
+        eval_transform(resize, crop, interpolation, mean, std)
     return np.stack([transform(_rgb(path)).numpy() for path in image_filepaths])
 
 

@@ -3,6 +3,11 @@
 The page works opened from the file system (``file://``) with no network: its CSS and JavaScript are inline, the
 table is embedded as JSON in a ``<script type="application/json">`` element and rendered with ``textContent`` (the
 identifiers, benchmark names and error messages in it are untrusted), and images are copied beside it.
+
+Units and metrics (:mod:`.units`) are labelled: a table with a ``unit`` column shows it, marks percent values of the
+score columns (:data:`UNIT_COLUMNS`) with ``%`` and sorts those columns by unit first, so percent and fractions are
+never ranked together; ``metric`` cells show the metric's label (``raw r² (no noise ceiling)``); a legend above the
+table names the units and metrics present.
 """
 from __future__ import annotations
 
@@ -22,13 +27,17 @@ import numpy as np
 import pandas as pd
 from region_commitment.atomic import replacing
 
+from . import units
 from .errors import ReportInputError
 
 __all__ = ["ReportInputError", "write_report", "REQUIRED_COLUMNS", "DEFAULT_COLUMNS"]
 
 REQUIRED_COLUMNS = ("identifier", "benchmark", "score", "status")
-DEFAULT_COLUMNS = ("identifier", "benchmark", "status", "score", "error", "ceiling", "published_score",
-                   "published_difference", "family", "arch", "dataset", "epoch", "wall_s")
+DEFAULT_COLUMNS = ("identifier", "benchmark", "status", "score", "unit", "metric", "error", "ceiling",
+                   "published_score", "published_difference", "family", "arch", "dataset", "epoch", "wall_s")
+UNIT_COLUMNS = ("score", "error", "ceiling", "published_score", "published_difference")  # in the row's unit
+UNIT_NOTES = {units.FRACTION: "Brain-Score benchmarks, in [0, 1]",
+              units.PERCENT: "Algonauts 2023 benchmarks, as the challenge reports them"}
 TEMPLATE = "report_template.html"
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 _JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
@@ -48,7 +57,7 @@ def write_report(table: pd.DataFrame, output, *, images: dict[str, list[tuple[Pa
     out.mkdir(parents=True, exist_ok=True)
     figures = _copy_images(sections, out / "images")
     now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
-    values = {"title": html.escape(str(title)), "summary": html.escape(_summary(table)),
+    values = {"title": html.escape(str(title)), "summary": html.escape(_summary(table)), "legend": _legend(table),
               "generated": now.strftime("%Y-%m-%d %H:%M UTC"), "generated_iso": now.isoformat(),
               "images": _images_html(figures), "data": _script_json(_payload(table, title, now))}
     page = _PLACEHOLDER.sub(lambda m: values[m.group(1)], _template())  # one pass: filled text is never re-scanned
@@ -152,6 +161,21 @@ def _summary(table: pd.DataFrame) -> str:
     return text + (f" ({failed} failed)" if failed else "")
 
 
+def _legend(table: pd.DataFrame) -> str:
+    """A paragraph naming the units and metrics in ``table`` ('' without a ``unit`` column)."""
+    if "unit" not in table.columns:
+        return ""
+    present = [str(u) for u in dict.fromkeys(table["unit"].dropna()) if str(u)]
+    parts = [f"{u}: {UNIT_NOTES.get(u, 'as the benchmark reports it')}" for u in sorted(present)]
+    text = (f"Units \u2014 {'; '.join(parts)}. {', '.join(UNIT_COLUMNS)} are in their row's unit; sorting one of "
+            f"them groups the rows by unit.") if parts else ""
+    if "metric" in table.columns:
+        metrics = sorted({str(m) for m in table["metric"].dropna() if str(m)})
+        if metrics:
+            text += f" Metrics \u2014 {'; '.join(f'{units.label(m)} ({m})' for m in metrics)}."
+    return f'<p class="legend" id="legend">{html.escape(text.strip())}</p>' if text else ""
+
+
 def _kind(series: pd.Series) -> str:
     """``int``, ``float`` or ``str``: how the page formats and sorts a column."""
     if pd.api.types.is_bool_dtype(series.dtype):
@@ -193,7 +217,8 @@ def _payload(table: pd.DataFrame, title, now: _dt.datetime) -> dict:
     display = [c for c in DEFAULT_COLUMNS if c in names]
     if "error_message" in names and (table["status"].astype("string") == "failed").any():
         display.append("error_message")
-    return {"title": str(title), "generated": now.isoformat(), "columns": columns, "display": display, "rows": rows}
+    return {"title": str(title), "generated": now.isoformat(), "columns": columns, "display": display, "rows": rows,
+            "unitColumns": list(UNIT_COLUMNS), "metricLabels": dict(units.LABELS)}
 
 
 def _script_json(payload: dict) -> str:

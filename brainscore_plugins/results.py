@@ -7,7 +7,9 @@ failed one; an ``ok`` row is never replaced (:func:`append` drops the newcomer).
 
 Schema ``SCHEMA_VERSION`` (the columns of :data:`COLUMNS`). A table of an older schema is migrated when read (version 0:
 a table without ``schema_version``, e.g. written by hand or an earlier export, holding at least identifier,
-benchmark and score); a newer one is refused with the fix (upgrade).
+benchmark and score; version 1: no ``metric``, ``unit`` and ``preprocessing``; its scores were all fractions, the
+Algonauts ones included, so its rows get unit ``fraction``, metric ``brainscore`` ('' on an Algonauts benchmark: it
+recorded none) and preprocessing ``unknown``); a newer one is refused with the fix (upgrade).
 """
 from __future__ import annotations
 
@@ -18,17 +20,18 @@ import numpy as np
 import pandas as pd
 from region_commitment.atomic import replacing
 
-from . import settings
+from . import settings, units
 from .errors import ResultsTableError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 OK, FAILED = "ok", "failed"
 # column -> pandas dtype; strings are "" when absent, numbers NaN
 COLUMNS = {
     "identifier": "string", "benchmark": "string", "status": "string",
-    "score": "float64", "error": "float64", "ceiling": "float64", "raw": "float64", "error_message": "string",
+    "score": "float64", "error": "float64", "ceiling": "float64", "raw": "float64", "metric": "string",
+    "unit": "string", "error_message": "string",
     "family": "string", "model_id": "string", "arch": "string", "dataset": "string", "epoch": "Int64",
-    "layers": "string", "commitment_source": "string",
+    "layers": "string", "commitment_source": "string", "preprocessing": "string",
     "published_score": "float64", "published_difference": "float64",
     "package_version": "string", "brainscore_vision_version": "string",
     "timestamp": "string", "wall_s": "float64", "peak_rss_mb": "float64", "schema_version": "Int64",
@@ -87,6 +90,11 @@ def _migrated(table: pd.DataFrame, path: Path) -> pd.DataFrame:
     table = table.reindex(columns=list(COLUMNS))
     if 0 in versions:  # version 0: scores without status; a score that is not a number failed
         table["status"] = np.where(pd.to_numeric(table["score"], errors="coerce").notna(), OK, FAILED)
+    if versions & {0, 1}:  # before version 2: every score a fraction, its metric and preprocessing unrecorded
+        fraction = table["benchmark"].astype(str).map(units.unit) == units.FRACTION
+        table["unit"] = table["unit"].fillna(units.FRACTION)
+        table["metric"] = table["metric"].fillna(pd.Series(np.where(fraction, units.BRAINSCORE, ""), table.index))
+        table["preprocessing"] = table["preprocessing"].fillna("unknown")
     table["schema_version"] = SCHEMA_VERSION
     return _typed(table)
 

@@ -14,7 +14,7 @@ import resource
 import time
 from dataclasses import dataclass
 
-from . import catalog, families, published, results
+from . import catalog, families, published, results, settings, units
 from .settings import installed_version
 from .errors import BenchmarkNotFoundError
 
@@ -57,7 +57,7 @@ def score_model(task: Task) -> list[dict]:
 
 def score_row(identifier: str, benchmark: str) -> tuple[dict, Exception | None]:
     """``brainscore_vision.score`` of one pair as a results row (status ``failed`` with the error's first line on an
-    exception), and the exception."""
+    exception; ``metric`` and ``unit`` from the score's attributes where it names them), and the exception."""
     import brainscore_vision
 
     start = time.perf_counter()
@@ -71,6 +71,7 @@ def score_row(identifier: str, benchmark: str) -> tuple[dict, Exception | None]:
         values = {"status": results.OK, "score": _number(score), "error": _number(score.attrs.get("error")),
                   "ceiling": _number(score.attrs.get("ceiling")), "raw": _number(score.attrs.get("raw")),
                   "error_message": ""}
+        values.update({k: str(score.attrs[k]) for k in ("metric", "unit") if score.attrs.get(k) is not None})
     wall = time.perf_counter() - start
     return {**model_columns(identifier, benchmark, values["score"]), **values, "benchmark": benchmark,
             "wall_s": wall, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}, failure
@@ -96,7 +97,8 @@ def _number(value) -> float:
 
 
 def model_columns(identifier: str, benchmark: str, score: float) -> dict:
-    """The row's columns that describe the model, its commitment and the published score."""
+    """The row's columns that describe the model, its preprocessing and commitment, the benchmark's unit and default
+    metric (:mod:`.units`), and the published score (in that unit)."""
     from . import factory, provenance
 
     base = identifier.removesuffix(families.FMRI_SUFFIX)
@@ -104,10 +106,15 @@ def model_columns(identifier: str, benchmark: str, score: float) -> dict:
     committed = None if base != identifier else factory.commitment(identifier)
     layers = "" if committed is None else json.dumps({**committed[0], "behavior": committed[1]})
     source = entry.commitment_source if entry.region_layer_map else provenance.map_provenance(base)["kind"]
+    try:
+        variant = factory.preprocessing_variant(base)
+    except ValueError:  # an unknown pipeline requested: the score failed with this error, the row keeps the name
+        variant = settings.preprocessing()
     expected = published.published_score(entry, benchmark)
     return {"identifier": identifier, "family": entry.family, "model_id": entry.model_id, "arch": entry.arch,
             "dataset": entry.dataset, "epoch": entry.epoch, "layers": layers,
-            "commitment_source": "" if base != identifier else source,
+            "commitment_source": "" if base != identifier else source, "preprocessing": variant,
+            "unit": units.unit(benchmark), "metric": units.default_metric(benchmark),
             "published_score": expected, "published_difference": score - expected,
             "package_version": installed_version("brainscore-plugins"),
             "brainscore_vision_version": installed_version("brainscore_vision"),

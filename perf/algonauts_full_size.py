@@ -4,7 +4,7 @@
 
 Writes synthetic challenge data in the exact layout (subj01: 9,841 PNG images, 19,004 lh + 20,544 rh vertices, with
 signal planted from the model's 7th block), then scores a 12-block ViT (random weights, 64 px input, width 64,
-wrapped as a Brain-Score ModelCommitment) on ``algonauts2023.subj01-ridge``: one forward pass streaming all 12
+wrapped as a Brain-Score ModelCommitment) on ``algonauts2023.subj01-r2-ridge``: one forward pass streaming all 12
 layers to disk, then the layer x kernel ridge search (the paper's 30 alphas and 8 folds), one layer in memory at a
 time. The last line is one JSON object: seconds (scoring only), peak_rss_mb (of the whole process, data writing
 included), n_images, n_vertices, and the grid searched.
@@ -87,7 +87,7 @@ def main() -> None:
         root = args.folder or Path(scratch)
         model = network()
         write_data(root, model, args.images, tuple(args.vertices))
-        benchmark = Algonauts2023("algonauts2023.subj01-ridge", data_dir=root, kernels=tuple(args.kernels))
+        benchmark = Algonauts2023("algonauts2023.subj01-r2-ridge", data_dir=root, kernels=tuple(args.kernels))
         start = time.perf_counter()
         score = benchmark(candidate(model))
         seconds = time.perf_counter() - start

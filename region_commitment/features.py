@@ -166,7 +166,7 @@ def _write(files: dict, blocks: dict, shapes: dict, batch: dict, first_row: int)
 
 
 def _stream(activations_model, layers: list[str], paths: list[str], directory: Path, batch_size: int | None,
-            progress: bool, shapes: dict) -> dict:
+            progress: bool, shapes: dict, reduce: dict) -> dict:
     """The forward pass of :func:`extract`, its rows written into ``directory``; fills ``shapes`` (layer ->
     (n_images, n_features)) as the layers are first seen and returns the block widths."""
     preprocess = brainscore_internals.preprocess(activations_model)
@@ -181,6 +181,8 @@ def _stream(activations_model, layers: list[str], paths: list[str], directory: P
             batch = {}
             for layer in layers:
                 values = np.ascontiguousarray(outputs[layer], dtype=np.float32).reshape(len(batch_paths), -1)
+                if layer in reduce:
+                    values = np.ascontiguousarray(reduce[layer](values), dtype=np.float32)
                 if not np.isfinite(values).all():
                     raise FloatingPointError(f"Layer {layer} gave NaN or infinite activations for "
                                              f"{batch_paths[0]} ...; check the weights and the input preprocessing")
@@ -206,8 +208,10 @@ def _stream(activations_model, layers: list[str], paths: list[str], directory: P
 
 
 def extract(activations_model, layers: list[str], paths: list, directory: str | Path,
-            batch_size: int | None = None, progress: bool = True) -> FeatureStore:
+            batch_size: int | None = None, progress: bool = True, reduce: dict | None = None) -> FeatureStore:
     """Run ``paths`` through the model once, capturing ``layers``; reuses a complete store in ``directory``.
+    ``reduce``: layer -> a function of a batch's rows ``(n, features)`` returning the rows to store instead (e.g. a
+    spatial pooling), applied before anything is written.
 
     Raises:
         CommitmentError: bad ``layers`` (:func:`check_layers`).
@@ -219,7 +223,8 @@ def extract(activations_model, layers: list[str], paths: list, directory: str | 
     done = directory / "done.json"
     if done.exists():
         meta = json.loads(done.read_text())
-        if meta["paths"] == paths and set(meta.get("blocks", ())) >= set(layers):
+        if meta["paths"] == paths and set(meta.get("blocks", ())) >= set(layers) \
+                and sorted(meta.get("reduced", ())) == sorted(reduce or ()):
             return FeatureStore(directory)
         done.unlink()  # another image set, other layers, or an older layout: extract again
     check_layers(activations_model, layers)
@@ -227,8 +232,9 @@ def extract(activations_model, layers: list[str], paths: list, directory: str | 
     directory.mkdir(parents=True, exist_ok=True)
     shapes = {}
     try:
-        blocks = _stream(activations_model, layers, paths, directory, batch_size, progress, shapes)
-        atomic.write_text(done, json.dumps({"paths": paths, "shapes": shapes, "blocks": blocks}))
+        blocks = _stream(activations_model, layers, paths, directory, batch_size, progress, shapes, reduce or {})
+        atomic.write_text(done, json.dumps({"paths": paths, "shapes": shapes, "blocks": blocks,
+                                            "reduced": sorted(reduce or ())}))
     except BaseException as error:
         for layer in layers:
             _file(directory, layer).unlink(missing_ok=True)

@@ -9,7 +9,7 @@ import pytest
 from numpy.lib import format as npy_format
 
 from brainscore_plugins import settings
-from brainscore_plugins.algonauts import data, synthetic
+from brainscore_plugins.algonauts import data, splits, synthetic
 from brainscore_plugins.algonauts.data import load_subject, read_mapping, resolve_root
 from brainscore_plugins.errors import AlgonautsDataError
 
@@ -47,20 +47,28 @@ def raises(match_words, func, *args):
 def test_round_trip(root, subject):
     directory, fmri = subject
     ceiling = {h: np.linspace(0, 1, n) for h, n in N_VERTICES.items()}
-    synthetic.write_subject(root, "subj01", None, fmri, noise_ceiling=ceiling)
-    loaded = load_subject("subj01", root)
+    ncsnr = {h: np.linspace(0, 2, n) for h, n in N_VERTICES.items()}
+    test_fmri = {h: np.arange(2 * n, dtype=np.float32).reshape(2, n) for h, n in N_VERTICES.items()}
+    repetitions = np.arange(N_IMAGES) % 3 + 1
+    synthetic.write_subject(root, "subj01", None, fmri, ncsnr=ncsnr, repetitions=repetitions, test_fmri=test_fmri,
+                            test_noise_ceiling=ceiling)
+    loaded = load_subject("subj01", root, test=True)
     assert loaded.directory == directory
     assert [p.name for p in loaded.images] == sorted(p.name for p in loaded.images)
     assert len(loaded.images) == N_IMAGES and loaded.images[0].name.startswith("train-0001_nsd-")
     assert loaded.nsd_ids().tolist() == [int(p.stem[-5:]) for p in loaded.images]
     assert len(set(loaded.nsd_ids().tolist())) == N_IMAGES
-    assert len(list((directory / "test_split" / "test_images").glob("test-*_nsd-*.png"))) == 2
+    assert [p.name[:10] for p in loaded.test_images] == ["test-0001_", "test-0002_"]
+    assert not set(loaded.nsd_ids("test")) & set(loaded.nsd_ids())
+    np.testing.assert_array_equal(loaded.repetitions(), repetitions)
     for hemisphere, n in N_VERTICES.items():
         assert loaded.n_vertices(hemisphere) == n
         responses = loaded.fmri(hemisphere)
         assert isinstance(responses, np.memmap) and responses.dtype == np.float32
         np.testing.assert_array_equal(responses, fmri[hemisphere])
-        np.testing.assert_allclose(loaded.noise_ceiling(hemisphere), ceiling[hemisphere], atol=1e-7)
+        np.testing.assert_allclose(loaded.test_noise_ceiling(hemisphere), ceiling[hemisphere], atol=1e-7)
+        np.testing.assert_allclose(loaded.ncsnr(hemisphere), ncsnr[hemisphere], atol=1e-6)
+        np.testing.assert_array_equal(loaded.fmri(hemisphere, "test"), test_fmri[hemisphere])
         rois = loaded.rois(hemisphere)
         assert tuple(rois) == data.ROI_GROUPS
         for group, by_name in rois.items():
@@ -92,7 +100,9 @@ def test_images_first_then_responses(root):
     loaded = load_subject("subj02", root)
     assert loaded.nsd_ids().tolist() == list(range(100, 100 + N_IMAGES))
     np.testing.assert_array_equal(loaded.fmri("lh"), responses)
-    assert loaded.noise_ceiling("lh") is None
+    assert loaded.ncsnr("lh") is None and loaded.repetitions() is None and loaded.test_images == ()
+    raises(["test_split/test_fmri", "held-out split"], loaded.fmri, "lh", "test")
+    raises(["test_split/noise_ceiling", "held-out split"], loaded.test_noise_ceiling, "lh")
 
 
 def test_memmap_responses_are_written(root, tmp_path):
@@ -122,7 +132,7 @@ def test_split_is_the_devkit_split(n):
         np.testing.assert_array_equal(expected, reference)  # RandomState(5).shuffle == seed(5); np.random.shuffle
         num_train = int(np.round(n / 100 * 90))
         sentinel = np.random.get_state()[1].copy()
-        train, validation = data.split(n)
+        train, validation = splits.devkit(n)
         np.testing.assert_array_equal(np.random.get_state()[1], sentinel)  # the global generator is untouched
     finally:
         np.random.set_state(state)
@@ -295,16 +305,21 @@ def test_fsaverage_mask(root, subject):
     raises([str(path), "0/1 mask", "shape (1000,)"], load_subject, "subj01", root)
 
 
-@pytest.mark.parametrize("ceiling, words", [
-    (np.full(39, 0.5), ["shape (39,)", "lh has 40 vertices"]),
-    (np.full(40, 50.0), ["outside [0, 1]", "max 50", "divide percent"]),
-    (np.r_[np.nan, np.full(39, 0.5)], ["NaN or inf", "1 vertices"]),
+@pytest.mark.parametrize("relative, values, words", [
+    ("test_split/noise_ceiling/lh_noise_ceiling.npy", np.full(39, 0.5), ["shape (39,)", "lh has 40 vertices"]),
+    ("test_split/noise_ceiling/lh_noise_ceiling.npy", np.full(40, 50.0), ["outside [0, 1]", "max 50",
+                                                                          "divide percent"]),
+    ("test_split/noise_ceiling/lh_noise_ceiling.npy", np.r_[np.nan, np.full(39, 0.5)], ["NaN or inf", "1 vertices"]),
+    ("training_split/noise_ceiling/lh_ncsnr.npy", np.full(40, -1.0), ["outside [0, inf]", "noise-ceiling"]),
+    ("training_split/noise_ceiling/repetitions.npy", np.full(N_IMAGES, 4), ["1 to 3", "noise-ceiling"]),
 ])
-def test_noise_ceiling(root, subject, ceiling, words):
-    directory = subject[0] / "training_split" / "noise_ceiling"
-    directory.mkdir()
-    np.save(directory / "lh_noise_ceiling.npy", ceiling)
-    raises([str(directory / "lh_noise_ceiling.npy"), *words], load_subject, "subj01", root)
+def test_noise_ceiling_inputs(root, subject, relative, values, words):
+    test_fmri = {h: np.zeros((2, n), np.float32) for h, n in N_VERTICES.items()}
+    good = {h: np.full(n, 0.5) for h, n in N_VERTICES.items()}
+    synthetic.write_subject(root, "subj01", None, subject[1], test_fmri=test_fmri, test_noise_ceiling=good)
+    (subject[0] / relative).parent.mkdir(parents=True, exist_ok=True)
+    np.save(subject[0] / relative, values)
+    raises([str(subject[0] / relative), *words], load_subject, "subj01", root, True)
 
 
 @pytest.mark.parametrize("relative", ["training_split/training_fmri/rh_training_fmri.npy",

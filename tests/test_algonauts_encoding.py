@@ -77,7 +77,21 @@ def test_correlation_and_challenge_scores_match_direct_numpy(monkeypatch):
     np.testing.assert_allclose(scores, expected_scores, atol=1e-12)
     assert scores[positive] == 1 and scores[low] == 1 and scores[2] == 0 and nc[positive] == 0  # nc not modified
     assert metric.metric_name(nc) == "noise_normalized_r2" and metric.metric_name(None) == "pearson_r2"
-    assert set(metric.METRICS) == {"noise_normalized_r2", "pearson_r2"}
+    assert set(metric.METRICS) == {"noise_normalized_r2", "pearson_r2", "median_r2"}
+
+
+def test_determination_is_sklearns_r2_score():
+    """GroupLin's validation metric per vertex: sklearn's r2_score (raw values), constant columns included."""
+    from sklearn.metrics import r2_score
+    rng = np.random.default_rng(5)
+    responses = rng.standard_normal((12, 9000)).astype(np.float32)
+    predictions = responses + rng.standard_normal(responses.shape).astype(np.float32)
+    responses[:, 0] = 1.5
+    predictions[:, 0] = 1.5  # constant and exactly predicted: 1
+    responses[:, 1] = 2.0  # constant, not predicted: 0
+    np.testing.assert_allclose(metric.determination(predictions, responses),
+                               r2_score(responses, predictions, multioutput="raw_values"), rtol=1e-5, atol=1e-6)
+    assert metric.determination(predictions, responses)[:2].tolist() == [1.0, 0.0]
     with pytest.raises(ValueError, match="shape"):
         metric.correlation(predictions[:, :3], responses)
 

@@ -29,7 +29,7 @@ def test_every_command_has_a_description_and_every_option_a_help():
     parser = cli.build_parser()
     [commands] = [a for a in parser._actions if a.dest == "command"]
     assert set(commands.choices) == {"list", "info", "fetch", "link", "unlink", "generate", "commit", "score",
-                                     "package", "demo", "sweep", "results", "scaling", "report"}
+                                     "package", "demo", "sweep", "results", "scaling", "report", "noise-ceiling"}
     for name, sub in commands.choices.items():
         assert sub.description, name
         for action in sub._actions:

@@ -36,6 +36,18 @@ def test_blocks_and_batches_read_back_exactly(wrapper_and_paths, tmp_path, monke
     assert features.extract(wrapper, layers[:1], paths, tmp_path / "store").directory == store.directory  # reused
 
 
+def test_reduced_layers_are_stored_reduced(wrapper_and_paths, tmp_path):
+    """``reduce`` stores a function of each batch's rows instead of the layer's output; a store extracted without it
+    is not reused for it."""
+    wrapper, paths = wrapper_and_paths
+    plain = features.extract(wrapper, ["layer1.0"], paths, tmp_path / "store", batch_size=5, progress=False)
+    full = np.asarray(plain.layer("layer1.0")).copy()
+    halve = {"layer1.0": lambda rows: rows[:, ::2] * 2}
+    store = features.extract(wrapper, ["layer1.0"], paths, tmp_path / "store", batch_size=5, progress=False,
+                             reduce=halve)
+    np.testing.assert_array_equal(np.asarray(store.layer("layer1.0")), full[:, ::2] * 2)
+
+
 def test_a_truncated_store_is_a_clear_error(wrapper_and_paths, tmp_path):
     wrapper, paths = wrapper_and_paths
     store = features.extract(wrapper, ["avgpool"], paths, tmp_path / "store", progress=False)

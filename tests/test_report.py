@@ -393,3 +393,62 @@ def test_report_command_end_to_end(browser, tmp_path, monkeypatch):
     empty = tmp_path / "empty.parquet"
     assert cli.main(["report", str(empty), "-o", str(tmp_path / "none")]) == 2
     assert not (tmp_path / "none").exists()
+
+
+def test_units_and_metrics_are_labelled_and_never_ranked_together(browser, tmp_path):
+    """A schema-2 table of Brain-Score fractions and Algonauts percent: each metric by its label (raw r² named as
+    such), percent values marked, the published score and its difference beside ours, a legend, unit and metric
+    filters, and sorting a score column groups the rows by unit."""
+    from brainscore_plugins import results
+
+    def row(identifier, benchmark, score, unit, metric, published=np.nan):
+        return {"identifier": identifier, "benchmark": benchmark, "status": "ok", "score": score, "unit": unit,
+                "metric": metric, "published_score": published, "published_difference": score - published,
+                "schema_version": results.SCHEMA_VERSION}
+
+    table = results.frame([
+        row("spvvs_resnet18_imagenet_full", "MajajHong2015public.IT-pls", 0.55, "fraction", "brainscore", 0.5497),
+        row("grouplin_phase1-fmri", "algonauts2023-test-direct", 60.0, "percent", "noise_normalized_r2", 58.8),
+        row("svenc_eva02-clip-base", "algonauts2023-test-r2-ridge", 31.0, "percent", "pearson_r2"),
+        row("svenc_eva02-clip-large", "algonauts2023-test-r2-ridge", 0.8, "percent", "pearson_r2"),
+        row("grouplin_phase2-fmri", "algonauts2023-lane2023val-direct", 21.5, "percent", "median_r2", 20.9),
+        row("spvvs_resnet50_imagenet_full", "MajajHong2015public.IT-pls", 0.9, "fraction", "brainscore"),
+    ])
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.goto(write_report(table, tmp_path / "site").as_uri(), wait_until="load")
+    headers = page.eval_on_selector_all("#results thead th", "ths => ths.map(th => th.textContent)")
+    assert headers[:6] == ["identifier", "benchmark", "status", "score", "unit", "metric"]
+    assert "published_score" in headers and "published_difference" in headers
+    rows = {r["identifier"]: r for r in visible_rows(page)}
+    assert rows["svenc_eva02-clip-base"]["metric"] == "raw r² (no noise ceiling)"
+    assert rows["grouplin_phase1-fmri"]["metric"] == "noise-normalised r² (challenge)"
+    assert rows["grouplin_phase2-fmri"]["metric"] == "median R² (GroupLin validation)"
+    assert rows["spvvs_resnet18_imagenet_full"]["metric"] == "Brain-Score (ceiled)"
+    phase1 = rows["grouplin_phase1-fmri"]
+    assert (phase1["score"], phase1["unit"], phase1["published_score"], phase1["published_difference"]) == \
+        ("60 %", "percent", "58.8 %", "1.2 %")
+    spvvs = rows["spvvs_resnet18_imagenet_full"]
+    assert (spvvs["score"], spvvs["unit"], spvvs["published_score"]) == ("0.55", "fraction", "0.5497")
+    tip = page.get_attribute("#results tbody tr:has-text('svenc_eva02-clip-base') td[data-col=score]", "title")
+    assert tip == "31 (percent, raw r² (no noise ceiling))"
+    legend = page.inner_text("#legend")
+    assert "fraction: Brain-Score benchmarks, in [0, 1]" in legend and "percent: Algonauts 2023" in legend
+    assert "raw r² (no noise ceiling) (pearson_r2)" in legend
+    page.click("#results th[data-col=score] button")
+    assert [r["score"] for r in visible_rows(page)] == ["0.55", "0.9", "0.8 %", "21.5 %", "31 %", "60 %"]
+    page.click("#results th[data-col=score] button")
+    assert [r["score"] for r in visible_rows(page)] == ["0.9", "0.55", "60 %", "31 %", "21.5 %", "0.8 %"]
+    assert page.eval_on_selector_all("#filter-unit option", "os => os.map(o => o.textContent)") == \
+        ["all", "fraction", "percent"]
+    assert "raw r² (no noise ceiling)" in page.eval_on_selector_all("#filter-metric option",
+                                                                     "os => os.map(o => o.textContent)")
+    page.select_option("#filter-metric", label="raw r² (no noise ceiling)")
+    assert sorted(r["identifier"] for r in visible_rows(page)) == ["svenc_eva02-clip-base", "svenc_eva02-clip-large"]
+    page.select_option("#filter-metric", label="all")
+    page.select_option("#filter-unit", label="percent")
+    assert count_text(page) == "4 of 6 rows"
+    page.close()
+    assert not errors

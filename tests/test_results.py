@@ -1,5 +1,5 @@
-"""The results table (Parquet, atomic, one row per pair, migrated), the published scores it carries, `score` and
-`results` on the command line."""
+"""The results table (Parquet, atomic, one row per pair, migrated), the published scores, units and metrics it carries,
+`score` and `results` on the command line."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from brainscore_plugins import catalog, cli, published, results, scoring
+from brainscore_plugins import catalog, cli, published, results, scoring, units
 from brainscore_plugins.errors import BenchmarkNotFoundError, ResultsTableError
 
 
@@ -88,6 +88,8 @@ def test_older_schema_migrated_newer_and_foreign_files_refused(tmp_path):
     table = results.read(old)
     assert list(table.columns) == list(results.COLUMNS)
     assert table.status.tolist() == ["ok", "failed"] and (table.schema_version == results.SCHEMA_VERSION).all()
+    assert table.unit.tolist() == ["fraction"] * 2 and table.metric.tolist() == ["brainscore"] * 2
+    assert table.preprocessing.tolist() == ["unknown"] * 2
     appended = results.append([_row(identifier="c", benchmark="x")], old)
     assert appended.identifier.tolist() == ["a", "b", "c"]
 
@@ -104,6 +106,26 @@ def test_older_schema_migrated_newer_and_foreign_files_refused(tmp_path):
     with pytest.raises(ResultsTableError, match="is not a results table \\(Parquet\\)"):
         results.read(garbage)
     assert results.read(tmp_path / "absent.parquet").empty
+
+
+def test_version_1_rows_are_fractions_with_their_metric_and_preprocessing_unknown(tmp_path):
+    """A table of schema version 1 (no metric, unit, preprocessing) scored every benchmark in fractions, the Algonauts
+    ones included (their metric unrecorded); migrated, its rows say so, and a new row keeps its own labels."""
+    path = tmp_path / "v1.parquet"
+    version_1 = [column for column in results.COLUMNS if column not in ("metric", "unit", "preprocessing")]
+    rows = [_row(score=0.55, schema_version=1), _row(identifier="grouplin_phase1-fmri", family="grouplin",
+                                                     benchmark="algonauts2023-direct", score=0.41, schema_version=1)]
+    frame = results.frame(rows)[version_1].astype({"schema_version": "Int64"})
+    frame.to_parquet(path)
+    assert results.read(path)[["benchmark", "score", "unit", "metric", "preprocessing", "schema_version"]] \
+        .values.tolist() == [["bsp-synthetic.IT-pls", 0.55, "fraction", "brainscore", "unknown", 2],
+                             ["algonauts2023-direct", 0.41, "fraction", "", "unknown", 2]]
+    new = _row(identifier="grouplin_phase2-fmri", benchmark="algonauts2023-test-direct", score=61.0, unit="percent",
+               metric="noise_normalized_r2", preprocessing="")
+    table = results.append([new], path)
+    assert table.unit.tolist() == ["fraction", "fraction", "percent"]
+    assert results.read(path).metric.tolist() == ["brainscore", "", "noise_normalized_r2"]
+    assert (results.read(path).schema_version == 2).all()
 
 
 def test_select_and_export(tmp_path):
@@ -136,6 +158,91 @@ def test_published_scores_of_the_study():
     assert math.isnan(published.published_score(catalog.resolve("hlvit_vits14_1.0_1"), "MajajHong2015public.IT-pls"))
 
 
+def test_published_scores_of_the_algonauts_studies():
+    """GroupLin's README scores (percent) on its validation split and the challenge test split; every row of the data
+    file is what the lookup answers, in its benchmark's unit, with a source; ScalingVisionEncoder has none yet."""
+    phase1, phase2 = catalog.resolve("grouplin_phase1"), catalog.resolve("grouplin_phase2")
+    assert published.published_score(phase1, "algonauts2023-lane2023val-direct") == 20.4
+    assert published.published_score(phase1, "algonauts2023-test-direct") == 58.8
+    assert published.published_score(phase2, "algonauts2023-lane2023val-direct") == 20.9
+    assert published.published_score(phase2, "algonauts2023-test-direct") == 60.3
+    assert math.isnan(published.published_score(phase1, "algonauts2023-direct"))  # the dev-kit split: unpublished
+    assert math.isnan(published.published_score(phase1, "algonauts2023-test-r2-direct"))  # another metric
+    table = pd.read_csv(published.ALGONAUTS, keep_default_na=False)
+    assert list(table.columns) == ["family", "identifier", "benchmark", "score", "unit", "metric", "source", "note"]
+    assert not table.duplicated(["identifier", "benchmark"]).any()
+    for row in table.itertuples():
+        entry = catalog.resolve(row.identifier)
+        assert (entry.identifier, entry.family) == (row.identifier, row.family)
+        assert row.unit == units.unit(row.benchmark) == units.PERCENT and row.metric in units.LABELS
+        assert row.source.startswith("https://") and published.published_score(entry, row.benchmark) == row.score
+    listed = dict(zip(zip(table.identifier, table.benchmark), table.score))
+    svenc = catalog.entries("svenc")
+    assert len(svenc) == 7
+    for entry in svenc:  # the paper's per-encoder test scores once found; none recorded now
+        expected = listed.get((entry.identifier, "algonauts2023-test-ridge"), math.nan)
+        assert published.published_score(entry, "algonauts2023-test-ridge") == pytest.approx(expected, nan_ok=True)
+
+
+def _fake_score(value, **attrs):
+    from brainscore_core.metrics import Score
+
+    def score(model, benchmark):
+        found = Score(value)
+        found.attrs.update(attrs)
+        return found
+    return score
+
+
+def test_an_algonauts_row_is_labelled_percent_with_its_metric_beside_the_published_score(monkeypatch):
+    import brainscore_vision
+    from brainscore_core.metrics import Score
+
+    monkeypatch.setattr(brainscore_vision, "score", _fake_score(60.0, error=Score(0.5), ceiling=Score(100.0),
+                                                                raw=Score(0.6), metric="noise_normalized_r2",
+                                                                unit="percent"))
+    row, failure = scoring.score_row("grouplin_phase1-fmri", "algonauts2023-test-direct")
+    assert failure is None and (row["score"], row["raw"], row["ceiling"]) == (60.0, 0.6, 100.0)
+    assert (row["unit"], row["metric"], row["published_score"]) == ("percent", "noise_normalized_r2", 58.8)
+    assert row["published_difference"] == pytest.approx(1.2) and row["preprocessing"] == ""
+    monkeypatch.setattr(brainscore_vision, "score", _fake_score(31.0, raw=Score(0.31), metric="pearson_r2"))
+    row, _ = scoring.score_row("svenc_eva02-clip-base", "algonauts2023-test-r2-ridge")
+    assert (row["unit"], row["metric"], math.isnan(row["published_score"])) == ("percent", "pearson_r2", True)
+    assert units.label(row["metric"]) == "raw r² (no noise ceiling)"
+
+    def failing(model, benchmark):
+        raise RuntimeError("no challenge data")
+
+    monkeypatch.setattr(brainscore_vision, "score", failing)
+    row, _ = scoring.score_row("grouplin_phase2-fmri", "algonauts2023-lane2023val-direct")
+    assert (row["status"], row["unit"], row["metric"], row["published_score"]) == ("failed", "percent", "", 20.9)
+    table = results.frame([row])
+    assert table.loc[0, "unit"] == "percent" and table.loc[0, "schema_version"] == results.SCHEMA_VERSION
+
+
+def test_a_row_names_a_preprocessing_other_than_the_familys_default(monkeypatch):
+    """'' for the family's default pipeline; the pipeline's name otherwise (the activations identifier's
+    ``-<pipeline>-preprocessing``), also when the score failed on an unknown one."""
+    import brainscore_vision
+    from brainscore_plugins import factory, settings
+
+    monkeypatch.setattr(brainscore_vision, "score", _fake_score(0.5))
+    assert scoring.score_row("spvvs_resnet18_imagenet_full", "bsp-synthetic.IT-pls")[0]["preprocessing"] == ""
+    monkeypatch.setenv(settings.PREPROCESSING, "training-config")
+    row, _ = scoring.score_row("spvvs_resnet18_imagenet_full", "bsp-synthetic.IT-pls")
+    assert row["preprocessing"] == "training-config" == factory.preprocessing_variant("spvvs_resnet18_imagenet_full")
+    assert factory.preprocessing_variant("hlvit_vits14_1.0_1") == ""  # training-config is hlvit's default
+    assert factory.preprocessing_variant("spvvs_resnet18_imagenet_full", "brainscore") == ""
+    monkeypatch.setenv(settings.PREPROCESSING, "square")
+
+    def failing(model, benchmark):
+        raise ValueError("Unknown preprocessing 'square'")
+
+    monkeypatch.setattr(brainscore_vision, "score", failing)
+    row, failure = scoring.score_row("spvvs_resnet18_imagenet_full", "bsp-synthetic.IT-pls")
+    assert isinstance(failure, ValueError) and row["preprocessing"] == "square" and row["status"] == "failed"
+
+
 def test_a_row_carries_the_model_commitment_and_published_score(monkeypatch):
     import brainscore_vision
     from brainscore_core.metrics import Score
@@ -150,6 +257,7 @@ def test_a_row_carries_the_model_commitment_and_published_score(monkeypatch):
     assert failure is None and row["status"] == "ok"
     assert (row["score"], row["error"], row["ceiling"], row["raw"]) == (0.5, 0.01, 0.8, 0.4)
     assert row["published_difference"] == pytest.approx(0.5 - 0.5497394832)
+    assert (row["unit"], row["metric"], row["preprocessing"]) == ("fraction", "brainscore", "")
     assert json.loads(row["layers"])["behavior"] == "avgpool" and row["commitment_source"].startswith("published:")
     assert row["epoch"] == 100 and row["wall_s"] >= 0 and row["peak_rss_mb"] > 0
     assert row["brainscore_vision_version"] != "unknown" and row["timestamp"].endswith("+00:00")
@@ -184,7 +292,8 @@ def test_cli_score_writes_rows_and_reports_failures_after_the_others(linked, tmp
                        "bsp-synthetic.IT-pls", "--results", str(path)])
     captured = capsys.readouterr()
     assert status == 2, captured  # every failure was an input error
-    assert captured.out.splitlines()[0].startswith("spvvs_resnet18_imagenet_full bsp-synthetic.IT-pls: 0.2500")
+    assert captured.out.splitlines()[0].startswith("spvvs_resnet18_imagenet_full bsp-synthetic.IT-pls: 0.2500 "
+                                                   "(Brain-Score (ceiled); error")
     assert [line for line in captured.err.splitlines() if line.startswith("error:")] == [
         f"error: {m} on bsp-synthetic-i2n: bad stimuli" for m in ("spvvs_resnet18_imagenet_full",
                                                                   "spvvs_resnet34_imagenet_full")]

@@ -22,15 +22,17 @@ SUBJECTS = tuple(f"subj{i:02d}" for i in range(1, 9))
 HEMISPHERES = ("lh", "rh")
 ROI_GROUPS = ("prf-visualrois", "floc-bodies", "floc-faces", "floc-places", "floc-words", "streams")
 FSAVERAGE_VERTICES = 163842
-SPLIT_SEED = 5
-TRAIN_PERCENT = 90
 FOLDER_NAME = "algonauts_2023_challenge_data"
 
 LAYOUT = f"""\
 {FOLDER_NAME}/subj01 ... subj08/
   training_split/training_images/train-NNNN_nsd-NNNNN.png   (NNNN: 1-based running index, NNNNN: NSD id)
   training_split/training_fmri/{{lh,rh}}_training_fmri.npy    float (n_images, n_vertices)
-  training_split/noise_ceiling/{{lh,rh}}_noise_ceiling.npy    optional: fraction in [0, 1] per vertex
+  training_split/noise_ceiling/{{lh,rh}}_ncsnr.npy           optional: NSD's ncsnr per vertex    (written by
+  training_split/noise_ceiling/repetitions.npy              optional: trials per training image   `noise-ceiling`)
+  test_split/test_images/test-NNNN_nsd-NNNNN.png
+  test_split/test_fmri/{{lh,rh}}_test_fmri.npy                optional (the organisers'): float (n_test, n_vertices)
+  test_split/noise_ceiling/{{lh,rh}}_noise_ceiling.npy        optional (the organisers'): fraction per vertex
   roi_masks/{{lh,rh}}.all-vertices_fsaverage_space.npy        0/1 mask of the {FSAVERAGE_VERTICES} fsaverage vertices
   roi_masks/{{lh,rh}}.<group>_challenge_space.npy             int ROI label per vertex (0: none)
   roi_masks/mapping_<group>.npy                             dict {{label: ROI name}}
@@ -41,18 +43,11 @@ _LAYOUT_LINE = ("expected layout: subjNN/training_split/training_images/train-NN
                 "subjNN/roi_masks/{lh,rh}.all-vertices_fsaverage_space.npy, "
                 "subjNN/roi_masks/{lh,rh}.<group>_challenge_space.npy and subjNN/roi_masks/mapping_<group>.npy "
                 f"for the groups {', '.join(ROI_GROUPS)}")
-_IMAGE_NAME = re.compile(r"train-(\d{4})_nsd-(\d{5})\.png")
+TRAINING, TEST = "training", "test"
+NCSNR_DIR = ("training_split", "noise_ceiling")
+_NAMES = {TRAINING: re.compile(r"train-(\d{4})_nsd-(\d{5})\.png"), TEST: re.compile(r"test-(\d{4})_nsd-(\d{5})\.png")}
 _ORIGINAL = "replace it with the file from the challenge's download"
 _CHUNK_BYTES = 64 << 20
-
-
-def split(n_images: int) -> tuple[np.ndarray, np.ndarray]:
-    """The development kit's (train, validation) image indices: ``np.random.seed(5)``, shuffle ``arange(n)``, first
-    90 % (rounded) train. Uses its own ``RandomState``, never the global generator."""
-    idxs = np.arange(n_images)
-    np.random.RandomState(SPLIT_SEED).shuffle(idxs)
-    num_train = int(np.round(n_images / 100 * TRAIN_PERCENT))
-    return idxs[:num_train], idxs[num_train:]
 
 
 def resolve_root(data_dir: str | Path | None = None) -> Path:
@@ -118,14 +113,21 @@ def read_mapping(path: str | Path) -> dict[int, str]:
 
 @dataclass(frozen=True)
 class Subject:
-    """One subject's folder: the training images (sorted by file name = fMRI row order) and lazy readers."""
+    """One subject's folder: its training images (sorted by file name = fMRI row order) and lazy readers; the test
+    split's images when :func:`load_subject` was asked for them (``test=True``)."""
 
     name: str
     directory: Path
     images: tuple[Path, ...]
+    test_images: tuple[Path, ...] = ()
 
-    def nsd_ids(self) -> np.ndarray:
-        return np.array([int(_IMAGE_NAME.fullmatch(path.name).group(2)) for path in self.images], dtype=np.int64)
+    def nsd_ids(self, split: str = TRAINING) -> np.ndarray:
+        """The NSD image ids (0-based, as in the file names) of the ``split``'s images, in row order."""
+        return np.array([int(_NAMES[split].fullmatch(path.name).group(2)) for path in self.paths(split)],
+                        dtype=np.int64)
+
+    def paths(self, split: str = TRAINING) -> tuple[Path, ...]:
+        return self.images if _split(split) == TRAINING else self.test_images
 
     def fsaverage_mask(self, hemisphere: str) -> np.ndarray:
         """The hemisphere's challenge vertices among the fsaverage vertices (:func:`read_fsaverage_mask`)."""
@@ -135,9 +137,10 @@ class Subject:
         """Number of challenge-space vertices: the sum of the hemisphere's fsaverage mask."""
         return int(np.count_nonzero(self.fsaverage_mask(hemisphere)))
 
-    def fmri(self, hemisphere: str) -> np.ndarray:
-        """Training responses, float32 (n_images, n_vertices), memory-mapped when stored as float32."""
-        array, path = self._fmri(hemisphere)
+    def fmri(self, hemisphere: str, split: str = TRAINING) -> np.ndarray:
+        """Responses of the ``split``'s images, float32 (n_images, n_vertices), memory-mapped when stored as float32;
+        scanned for NaN/inf."""
+        array, path = self._fmri(hemisphere, split)
         rows = max(1, _CHUNK_BYTES // max(1, array.shape[1] * array.itemsize))
         bad = np.zeros(array.shape[1], dtype=bool)
         for start in range(0, array.shape[0], rows):
@@ -148,25 +151,36 @@ class Subject:
                                      f"(first: {first}): {_ORIGINAL}")
         return array if array.dtype == np.float32 else array.astype(np.float32)
 
-    def noise_ceiling(self, hemisphere: str) -> np.ndarray | None:
-        """Per-vertex noise ceiling as a fraction in [0, 1] (float64), or None when the optional file is absent."""
-        path = self._path("training_split", "noise_ceiling", f"{_hemi(hemisphere)}_noise_ceiling.npy")
+    def ncsnr(self, hemisphere: str) -> np.ndarray | None:
+        """NSD's noise-ceiling SNR per challenge vertex (float64, >= 0), or None before ``noise-ceiling`` wrote it."""
+        path = self._path(*NCSNR_DIR, f"{_hemi(hemisphere)}_ncsnr.npy")
         if not path.is_file():
             return None
-        ceiling, n = _load(path), self.n_vertices(hemisphere)
-        if ceiling.shape != (n,) or not np.issubdtype(ceiling.dtype, np.number):
-            raise AlgonautsDataError(f"{path} holds a {ceiling.dtype} array of shape {ceiling.shape} but {hemisphere} "
-                                     f"has {n} vertices: it must hold one number per vertex ({hemisphere} fsaverage "
-                                     f"mask order)")
-        ceiling = ceiling.astype(np.float64)
-        if not np.isfinite(ceiling).all():
-            raise AlgonautsDataError(f"{path} has NaN or inf values at {int((~np.isfinite(ceiling)).sum())} vertices: "
-                                     f"a noise ceiling must be a finite fraction in [0, 1] per vertex")
-        if ceiling.min() < 0 or ceiling.max() > 1:
-            raise AlgonautsDataError(f"{path} has values outside [0, 1] (min {ceiling.min():.4g}, max "
-                                     f"{ceiling.max():.4g}): a noise ceiling is a fraction in [0, 1] (divide percent "
-                                     f"values by 100)")
-        return ceiling
+        return self._per_vertex(path, hemisphere, "an ncsnr", 0, np.inf, "rerun `brainscore-plugins noise-ceiling`")
+
+    def repetitions(self) -> np.ndarray | None:
+        """Trials of each training image in the training sessions (1 to 3; int64, row order), or None before
+        ``noise-ceiling`` wrote them."""
+        path = self._path(*NCSNR_DIR, "repetitions.npy")
+        if not path.is_file():
+            return None
+        counts = _load(path)
+        if counts.shape != (len(self.images),) or not np.issubdtype(counts.dtype, np.integer) \
+                or counts.min(initial=1) < 1 or counts.max(initial=1) > 3:
+            raise AlgonautsDataError(f"{path} must hold one trial count (1 to 3) per training image "
+                                     f"({len(self.images)}), not a {counts.dtype} array of shape {counts.shape}: "
+                                     f"rerun `brainscore-plugins noise-ceiling`")
+        return counts.astype(np.int64)
+
+    def test_noise_ceiling(self, hemisphere: str) -> np.ndarray:
+        """The organisers' noise ceiling of the test split per vertex, a fraction in [0, 1] (float64)."""
+        path = self._path("test_split", "noise_ceiling", f"{_hemi(hemisphere)}_noise_ceiling.npy")
+        if not path.is_file():
+            raise AlgonautsDataError(f"{path} is missing: the test-split benchmarks need the organisers' test_split/"
+                                     f"noise_ceiling/{{lh,rh}}_noise_ceiling.npy (from their challenge data "
+                                     f"preparation), or score the development kit's held-out split instead")
+        return self._per_vertex(path, hemisphere, "a noise ceiling", 0, 1, "a noise ceiling is a fraction in [0, 1] "
+                                "(divide percent values by 100)")
 
     def rois(self, hemisphere: str) -> dict[str, dict[str, np.ndarray]]:
         """group -> {ROI name -> int64 indices of the challenge-space vertices with its label}; label 0 ('Unknown')
@@ -192,32 +206,67 @@ class Subject:
     def _path(self, *parts: str) -> Path:
         return self.directory.joinpath(*parts)
 
-    def _fmri(self, hemisphere: str) -> tuple[np.ndarray, Path]:
+    def _per_vertex(self, path: Path, hemisphere: str, what: str, low: float, high: float, fix: str) -> np.ndarray:
+        """A file of one finite number in [low, high] per challenge vertex, as float64."""
+        values, n = _load(path), self.n_vertices(hemisphere)
+        if values.shape != (n,) or not np.issubdtype(values.dtype, np.number):
+            raise AlgonautsDataError(f"{path} holds a {values.dtype} array of shape {values.shape} but {hemisphere} "
+                                     f"has {n} vertices: it must hold {what} per vertex ({hemisphere} fsaverage mask "
+                                     f"order)")
+        values = values.astype(np.float64)
+        if not np.isfinite(values).all():
+            raise AlgonautsDataError(f"{path} has NaN or inf values at {int((~np.isfinite(values)).sum())} vertices: "
+                                     f"it must hold {what} per vertex; {fix}")
+        if values.min() < low or values.max() > high:
+            raise AlgonautsDataError(f"{path} has values outside [{low}, {high}] (min {values.min():.4g}, max "
+                                     f"{values.max():.4g}): {fix}")
+        return values
+
+    def _fmri(self, hemisphere: str, split: str = TRAINING) -> tuple[np.ndarray, Path]:
         """The memory-mapped responses with their shape checked against the images and the fsaverage mask."""
-        hemisphere = _hemi(hemisphere)
-        path = self._path("training_split", "training_fmri", f"{hemisphere}_training_fmri.npy")
-        array = _load(path, mmap_mode="r")
+        hemisphere, split = _hemi(hemisphere), _split(split)
+        path = self._path(f"{split}_split", f"{split}_fmri", f"{hemisphere}_{split}_fmri.npy")
+        if not path.is_file():
+            raise AlgonautsDataError(f"{path} is missing: the test-split benchmarks need the organisers' test_split/"
+                                     f"test_fmri/{{lh,rh}}_test_fmri.npy (the challenge's test responses are not part "
+                                     f"of its public download), or score the development kit's held-out split instead")
+        array, images = _load(path, mmap_mode="r"), self.paths(split)
         if array.ndim != 2 or not np.issubdtype(array.dtype, np.floating):
             raise AlgonautsDataError(f"{path} holds a {array.dtype} array of shape {array.shape}, not a 2-D float "
                                      f"array (images x vertices): {_ORIGINAL}")
-        if array.shape[0] != len(self.images):
-            raise AlgonautsDataError(f"{path} has {array.shape[0]} rows but training_images holds {len(self.images)} "
-                                     f"png files; there must be one row per training image (file-name order): "
+        if array.shape[0] != len(images):
+            raise AlgonautsDataError(f"{path} has {array.shape[0]} rows but {split}_images holds {len(images)} "
+                                     f"png files; there must be one row per {split} image (file-name order): "
                                      f"{_ORIGINAL}")
         n, other = self.n_vertices(hemisphere), HEMISPHERES[1 - HEMISPHERES.index(hemisphere)]
         if array.shape[1] != n:
             n_other = self.n_vertices(other)
             swapped = array.shape[1] == n_other != n
             fix = (f"that is {other}'s count, so the lh/rh files look swapped (a wrong hemisphere file): "
-                   f"{hemisphere}_training_fmri.npy must hold the {hemisphere} responses" if swapped else _ORIGINAL)
+                   f"{path.name} must hold the {hemisphere} responses" if swapped else _ORIGINAL)
             raise AlgonautsDataError(f"{path} has {array.shape[1]} vertices but the {hemisphere}.all-vertices "
                                      f"fsaverage mask selects {n}; {fix}")
         return array, path
 
 
-def load_subject(name: str, data_dir: str | Path | None = None) -> Subject:
-    """A subject whose files, image names, array shapes, ROI labels and noise ceilings are checked (the responses are
-    scanned for NaN/inf by :meth:`Subject.fmri`)."""
+def _numbered(folder: Path, split: str) -> tuple[Path, ...]:
+    """The split's png files, checked to be named and numbered as the challenge names them."""
+    images = tuple(sorted(folder.glob("*.png"))) if folder.is_dir() else ()
+    pattern, prefix = _NAMES[split], "train" if split == TRAINING else "test"
+    misnamed = [path.name for path in images if not pattern.fullmatch(path.name)]
+    if misnamed:
+        raise AlgonautsDataError(f"{folder} holds {len(misnamed)} png files not named {prefix}-NNNN_nsd-NNNNN.png "
+                                 f"(first: {', '.join(misnamed[:3])}): keep the challenge's image file names")
+    if [int(pattern.fullmatch(path.name).group(1)) for path in images] != list(range(1, len(images) + 1)):
+        raise AlgonautsDataError(f"{folder} is not numbered {prefix}-0001 ... {prefix}-{len(images):04d} without "
+                                 f"gaps: the running index orders the fMRI rows, keep the challenge's image files")
+    return images
+
+
+def load_subject(name: str, data_dir: str | Path | None = None, test: bool = False) -> Subject:
+    """A subject whose files, image names, array shapes, ROI labels and noise-ceiling inputs are checked (the
+    responses are scanned for NaN/inf by :meth:`Subject.fmri`); with ``test``, its test split's images, responses and
+    noise ceilings too."""
     if name not in SUBJECTS:
         raise AlgonautsDataError(f"unknown Algonauts 2023 subject {name!r}: choose one of {', '.join(SUBJECTS)}")
     root = resolve_root(data_dir)
@@ -226,23 +275,24 @@ def load_subject(name: str, data_dir: str | Path | None = None) -> Subject:
         raise AlgonautsDataError(f"subject folder {directory} does not exist: {root} must hold the challenge's "
                                  f"subj01 ... subj08 folders ({FOLDER_NAME}); {_LAYOUT_LINE}")
     image_dir = directory / "training_split" / "training_images"
-    images = tuple(sorted(image_dir.glob("*.png"))) if image_dir.is_dir() else ()
-    missing = [] if images else ["training_split/training_images/*.png"]
+    has_images = image_dir.is_dir() and any(image_dir.glob("*.png"))
+    missing = [] if has_images else ["training_split/training_images/*.png"]
     missing += [relative for relative in _required_files() if not (directory / relative).is_file()]
     if missing:
         raise AlgonautsDataError(f"{directory} is incomplete, missing: {', '.join(missing)}; {_LAYOUT_LINE}")
-    misnamed = [path.name for path in images if not _IMAGE_NAME.fullmatch(path.name)]
-    if misnamed:
-        raise AlgonautsDataError(f"{image_dir} holds {len(misnamed)} png files not named train-NNNN_nsd-NNNNN.png "
-                                 f"(first: {', '.join(misnamed[:3])}): keep the challenge's image file names")
-    if [int(_IMAGE_NAME.fullmatch(path.name).group(1)) for path in images] != list(range(1, len(images) + 1)):
-        raise AlgonautsDataError(f"{image_dir} is not numbered train-0001 ... train-{len(images):04d} without gaps: "
-                                 f"the running index orders the fMRI rows, keep the challenge's image files")
-    subject = Subject(name, directory, images)
+    test_images = _numbered(directory / "test_split" / "test_images", TEST) if test else ()
+    if test and not test_images:
+        raise AlgonautsDataError(f"{directory / 'test_split' / 'test_images'} holds no test-NNNN_nsd-NNNNN.png "
+                                 f"images: keep the challenge's test_split folder")
+    subject = Subject(name, directory, _numbered(image_dir, TRAINING), test_images)
     for hemisphere in HEMISPHERES:
         subject._fmri(hemisphere)
         subject.rois(hemisphere)
-        subject.noise_ceiling(hemisphere)
+        subject.ncsnr(hemisphere)
+        if test:
+            subject._fmri(hemisphere, TEST)
+            subject.test_noise_ceiling(hemisphere)
+    subject.repetitions()
     return subject
 
 
@@ -253,6 +303,12 @@ def _required_files() -> list[str]:
         files += [f"roi_masks/{h}.{group}_challenge_space.npy" for h in HEMISPHERES]
         files.append(f"roi_masks/mapping_{group}.npy")
     return files
+
+
+def _split(split: str) -> str:
+    if split not in _NAMES:
+        raise ValueError(f"unknown split {split!r}: choose {TRAINING!r} or {TEST!r}")
+    return split
 
 
 def _hemi(hemisphere: str) -> str:

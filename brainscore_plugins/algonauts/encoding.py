@@ -1,7 +1,9 @@
 """ScalingVisionEncoder-style voxel-wise encoding (Matsuyama et al. 2023, arXiv:2308.00678): each layer's features
-max-pooled to a k x k grid (k = 1..16), centred on the training images, and ridge regression with 8-fold CV over 30
-alphas (himalaya, correlation score, one alpha per vertex); each vertex keeps the (layer, k) cell with its best CV
-score, and that cell's refitted model predicts the held-out test images.
+max-pooled to a k x k grid (k = 1..16; first to the layer's ``pre_pool`` grid where one is declared, as the study did
+for ConvNeXt and InternImage), centred on the training images, and ridge regression with 8-fold CV over 30 alphas
+(himalaya, correlation score, one alpha per vertex); each vertex keeps the (layer, k) cell with its best CV score
+(strictly better than the cells before it, in layer then kernel order), and that cell's refitted model predicts the
+held-out test images.
 
 Primal fits (images >= features) run :func:`_primal_ridge_cv`, himalaya's RidgeCV reassociated (equal to it, n_train /
 n_features times less work); dual fits run himalaya's KernelRidgeCV. Both score with :func:`correlation`, himalaya's
@@ -56,14 +58,16 @@ class LayerGrid:
     """Where a layer's flattened features lie on its spatial grid.
 
     ``layout``: 'tokens' (rows are flattened (T, C), T = prefix + height * width tokens, the first ``prefix`` of them,
-    e.g. a class token, off the grid), 'channels' (flattened (C, H, W)) or 'flat' (no grid: ``channels`` is the
-    width, height = width = 1).
+    e.g. a class token, off the grid; also an (H, W, C) channels-last map), 'channels' (flattened (C, H, W)) or 'flat'
+    (no grid: ``channels`` is the width, height = width = 1). ``pre_pool``: the grid is first max-pooled to
+    pre_pool x pre_pool (as ScalingVisionEncoder stored its ConvNeXt and InternImage maps), then by the kernel.
     """
     layout: str
     channels: int
     height: int
     width: int
     prefix: int = 0
+    pre_pool: int | None = None
 
     def __post_init__(self):
         if self.layout not in LAYOUTS:
@@ -72,6 +76,8 @@ class LayerGrid:
             raise ValueError(f"{self}: channels, height and width must be >= 1 and prefix >= 0")
         if self.prefix and self.layout != "tokens":
             raise ValueError(f"{self}: only a 'tokens' layout has prefix tokens")
+        if self.pre_pool is not None and (self.layout == "flat" or self.pre_pool < 1):
+            raise ValueError(f"{self}: pre_pool must be >= 1 and needs a spatial grid; use pre_pool None")
 
     @property
     def row_width(self) -> int:
@@ -80,11 +86,24 @@ class LayerGrid:
 
     def n_features(self, kernel: int | None) -> int:
         """Features per image after :meth:`pool` with ``kernel``."""
-        return self.row_width if kernel is None else self.channels * kernel * kernel
+        if kernel is not None:
+            return self.channels * kernel * kernel
+        return self.row_width if self.pre_pool is None else self.channels * self.pre_pool ** 2
+
+    def stored(self) -> "LayerGrid":
+        """The grid of the rows :meth:`pre_pooled` returns: the pre-pooled (C, pre_pool, pre_pool) map (itself
+        without ``pre_pool``). Storing those rows instead of the layer's output gives the same search (the study
+        stored its pre-pooled maps) at a fraction of the disk."""
+        return self if self.pre_pool is None else LayerGrid("channels", self.channels, self.pre_pool, self.pre_pool)
+
+    def pre_pooled(self, rows: np.ndarray) -> np.ndarray:
+        """``rows`` of the layer's output as the rows of :meth:`stored`."""
+        return self.pool(rows, None)
 
     def pool(self, rows: np.ndarray, kernel: int | None) -> np.ndarray:
         """``rows`` (m, row_width) max-pooled to a (kernel x kernel) grid (``nn.AdaptiveMaxPool2d``, so kernels
-        larger than the grid are allowed), flattened in (C, k, k) order, float32; kernel None: the rows as stored.
+        larger than the grid are allowed), after the ``pre_pool`` grid if any, flattened in (C, k, k) order, float32;
+        kernel None: the rows as stored, or with ``pre_pool`` the pre-pooled grid (prefix tokens dropped).
 
         Raises:
             ValueError: rows of another width, a kernel below 1, or a kernel for a 'flat' layer.
@@ -92,11 +111,11 @@ class LayerGrid:
         rows = np.asarray(rows)
         if rows.ndim != 2 or rows.shape[1] != self.row_width:
             raise ValueError(f"rows of shape {rows.shape} do not fit {self}: expected (n_images, {self.row_width})")
-        if kernel is None:
+        if kernel is None and self.pre_pool is None:
             return rows.astype(np.float32, copy=False)
         if self.layout == "flat":
             raise ValueError(f"{self} has no spatial grid to pool; use kernel None")
-        if kernel < 1:
+        if kernel is not None and kernel < 1:
             raise ValueError(f"pooling kernel must be >= 1, not {kernel}")
         m = len(rows)
         x = torch.from_numpy(np.require(rows, np.float32, ("C", "W")))
@@ -105,7 +124,10 @@ class LayerGrid:
             x = x.permute(0, 3, 1, 2)
         else:
             x = x.view(m, self.channels, self.height, self.width)
-        return torch.nn.functional.adaptive_max_pool2d(x, kernel).reshape(m, -1).numpy()
+        for size in (self.pre_pool, kernel):
+            if size is not None:
+                x = torch.nn.functional.adaptive_max_pool2d(x, size)
+        return x.reshape(m, -1).numpy()
 
 
 def _row_chunks(layer_features, rows: np.ndarray, chunk_rows: int):
@@ -248,6 +270,13 @@ def _fit_centered(X_train: np.ndarray, Y_train: np.ndarray, X_test: np.ndarray, 
     return _fit(KernelRidgeCV(alphas=alphas, cv=folds, solver_params=_solver_params()), X_train, Y_train, X_test)
 
 
+def _centred(X: np.ndarray, mean: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """float32 ``X`` minus the float64 training ``mean`` (into ``out``; a new array when None), each value rounded to
+    float32 once, as ``StandardScaler(with_std=False)`` centres float32 data (not X minus the rounded mean: with
+    the duplicated columns of an upsampled grid, the CV scores at large alphas differ in the fourth decimal)."""
+    return np.subtract(X, mean, out=np.empty(X.shape, np.float32) if out is None else out, casting="same_kind")
+
+
 def fit_predict(X_train: np.ndarray, Y_train: np.ndarray, X_test: np.ndarray, alphas=ALPHAS,
                 folds: int = N_FOLDS) -> tuple[np.ndarray, np.ndarray]:
     """The paper's pipeline: X centred with the training mean (``StandardScaler(with_std=False)``), then himalaya's
@@ -260,8 +289,9 @@ def fit_predict(X_train: np.ndarray, Y_train: np.ndarray, X_test: np.ndarray, al
         pipeline, the predictions carry no intercept (Pearson r ignores offsets).
     """
     X_train = np.asarray(X_train, dtype=np.float32)
-    mean = X_train.mean(0, dtype=np.float64).astype(np.float32)
-    return _fit_centered(X_train - mean, Y_train, np.asarray(X_test, dtype=np.float32) - mean, alphas, folds)
+    mean = X_train.mean(0, dtype=np.float64)
+    return _fit_centered(_centred(X_train, mean), Y_train, _centred(np.asarray(X_test, dtype=np.float32), mean), alphas,
+                         folds)
 
 
 def _gram(layer_features, grid: LayerGrid, kernel: int | None, train: np.ndarray, test: np.ndarray, budget: int,
@@ -272,16 +302,17 @@ def _gram(layer_features, grid: LayerGrid, kernel: int | None, train: np.ndarray
     total = np.zeros(n_features)
     for _, chunk in _row_chunks(layer_features, train, chunk_rows):
         total += grid.pool(chunk, kernel).sum(0, dtype=np.float64)
-    mean = (total / n_train).astype(np.float32)
+    mean = total / n_train
     rows = np.concatenate([train, test])
     K = np.empty((len(rows), n_train), np.float32)
     panel = max(1, budget // design_bytes(1, n_features))
     for start in range(0, n_train, panel):
         stop = min(start + panel, n_train)
-        held = pooled_rows(layer_features, grid, kernel, train[start:stop], chunk_rows) - mean
+        held = pooled_rows(layer_features, grid, kernel, train[start:stop], chunk_rows)
+        _centred(held, mean, out=held)
         K[start:stop, start:stop] = held @ held.T
         for offset, chunk in _row_chunks(layer_features, rows[stop:], chunk_rows):
-            K[stop + offset:stop + offset + len(chunk), start:stop] = (grid.pool(chunk, kernel) - mean) @ held.T
+            K[stop + offset:stop + offset + len(chunk), start:stop] = _centred(grid.pool(chunk, kernel), mean) @ held.T
     lower = np.tril(K[:n_train])  # the training block's lower triangle is complete: mirror it
     K[:n_train] = lower + np.tril(lower, -1).T
     return K
@@ -320,7 +351,7 @@ def _fit_layer(layer_features, grid: LayerGrid, kernels: list, train: np.ndarray
         for kernel in group:
             start = time.perf_counter()
             X = designs.pop(0)
-            X -= X[:n_train].mean(0, dtype=np.float64).astype(np.float32)
+            _centred(X, X[:n_train].mean(0, dtype=np.float64), out=X)
             scores, predictions = _fit_centered(X[:n_train], Y_train, X[n_train:], alphas, folds)
             del X
             yield kernel, scores, predictions, share + time.perf_counter() - start
@@ -342,14 +373,17 @@ def search(store, layers: dict[str, LayerGrid], responses: np.ndarray, train: np
            kernels=KERNELS, alphas=ALPHAS, folds: int = N_FOLDS, progress: bool = True,
            max_design_bytes: int | None = None) -> SearchResult:
     """The layer x kernel search: every (layer, kernel) cell fitted on the ``train`` rows (:func:`fit_predict`), each
-    vertex keeping the cell with its best CV score and that cell's predictions of the ``test`` rows.
+    vertex keeping the cell with its best CV score and that cell's predictions of the ``test`` rows. The study's own
+    choice (``predicting.py``) starts every vertex at score 0 and cell (layer 4, kernel 1), so a vertex without a
+    positive CV score keeps that arbitrary cell; here it keeps its best one.
 
     Args:
         store: a :class:`~region_commitment.features.FeatureStore` holding ``layers``.
         layers: layer name -> its :class:`LayerGrid`, searched in this order, one layer in memory at a time.
         responses: (n_images, n_vertices), rows in the store's row order (a memmap is fine).
         train, test: store row indices.
-        kernels: pooling kernels for grid layers ('flat' layers get no pooling); None: no pooling for any layer.
+        kernels: pooling kernels for grid layers ('flat' layers get no pooling); None: no kernel pooling for any
+            layer (a layer's ``pre_pool`` still applies).
         max_design_bytes: designs larger than this are solved from their kernel matrix instead of materialised
             (default :func:`default_design_budget`).
 

@@ -1,6 +1,14 @@
-"""The Algonauts 2023 challenge metric: per vertex, the squared Pearson r of predicted and measured responses over the
-test images (negative r set to 0), divided by the vertex's noise ceiling and capped at 1. Scores are fractions (the
-challenge reports them x100). Also per-ROI tables of the per-vertex scores and a bar chart of them."""
+"""The Algonauts 2023 metrics, per vertex as fractions (the benchmarks report them in percent, as the challenge's
+leaderboard and both studies do):
+
+* the challenge's (gifale95/algonauts_2023 ``03_test_encoding.py``): the squared Pearson r of predicted and measured
+  responses over the scored images (negative r set to 0), divided by the vertex's noise ceiling (0 counts as 1e-14)
+  and capped at 1;
+* raw Pearson r^2 (r < 0 set to 0), where no noise ceiling is available;
+* GroupLin's validation metric (childmindresearch/algonauts23 ``raw_multi_r2``): sklearn's coefficient of
+  determination R^2 per vertex, whose median over every subject's vertices is the authors' "median R^2".
+
+Also per-ROI tables of the per-vertex scores and a bar chart of them."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,9 +17,24 @@ import pandas as pd
 METRICS = {
     "noise_normalized_r2": "squared Pearson r (r < 0 set to 0) over the noise ceiling, capped at 1: the Algonauts "
                            "2023 challenge score",
-    "pearson_r2": "squared Pearson r (r < 0 set to 0), without a noise ceiling",
+    "pearson_r2": "raw squared Pearson r (r < 0 set to 0), without a noise ceiling: not comparable with "
+                  "noise-normalised scores",
+    "median_r2": "median coefficient of determination R^2 over every subject's vertices: the algonauts23 GroupLin "
+                 "authors' validation score",
 }
 COLUMNS_CHUNK = 4096  # columns per chunk: (2000 rows x 4096 columns) float64 pairs stay near 130 MB
+
+
+def _column_chunks(predictions: np.ndarray, responses: np.ndarray):
+    """(columns, predictions, responses) in float64, :data:`COLUMNS_CHUNK` columns at a time, after checking that the
+    two arrays have the same (n_images, n_vertices) shape."""
+    predictions, responses = np.asarray(predictions), np.asarray(responses)
+    if predictions.shape != responses.shape or predictions.ndim != 2:
+        raise ValueError(f"predictions {predictions.shape} and responses {responses.shape} must be the same "
+                         f"(n_images, n_vertices) shape")
+    for start in range(0, predictions.shape[1], COLUMNS_CHUNK):
+        columns = slice(start, start + COLUMNS_CHUNK)
+        yield columns, predictions[:, columns].astype(np.float64), responses[:, columns].astype(np.float64)
 
 
 def correlation(predictions: np.ndarray, responses: np.ndarray) -> np.ndarray:
@@ -19,15 +42,8 @@ def correlation(predictions: np.ndarray, responses: np.ndarray) -> np.ndarray:
 
     A column that is constant in either array (zero variance) gets r = 0.
     """
-    predictions, responses = np.asarray(predictions), np.asarray(responses)
-    if predictions.shape != responses.shape or predictions.ndim != 2:
-        raise ValueError(f"predictions {predictions.shape} and responses {responses.shape} must be the same "
-                         f"(n_images, n_vertices) shape")
-    r = np.zeros(predictions.shape[1])
-    for start in range(0, predictions.shape[1], COLUMNS_CHUNK):
-        columns = slice(start, start + COLUMNS_CHUNK)
-        a = predictions[:, columns].astype(np.float64)
-        b = responses[:, columns].astype(np.float64)
+    r = np.zeros(np.shape(predictions)[-1])
+    for columns, a, b in _column_chunks(predictions, responses):
         constant = (a.max(0) == a.min(0)) | (b.max(0) == b.min(0))
         a -= a.mean(0)
         b -= b.mean(0)
@@ -52,6 +68,17 @@ def challenge_scores(predictions: np.ndarray, responses: np.ndarray,
     score = r2 / nc
     score[score > 1] = 1
     return score
+
+
+def determination(predictions: np.ndarray, responses: np.ndarray) -> np.ndarray:
+    """sklearn's ``r2_score(responses, predictions, multioutput='raw_values')`` per column, in float64 a chunk of
+    columns at a time: ``1 - SS_res / SS_tot``; a constant column scores 1 when predicted exactly, else 0."""
+    r2 = np.zeros(np.shape(predictions)[-1])
+    for columns, predicted, y in _column_chunks(predictions, responses):
+        residual = ((y - predicted) ** 2).sum(0)
+        total = ((y - y.mean(0)) ** 2).sum(0)
+        r2[columns] = np.where(total > 0, 1 - residual / np.where(total > 0, total, 1), (residual == 0) * 1.0)
+    return r2
 
 
 def metric_name(noise_ceiling) -> str:

@@ -85,14 +85,17 @@ def default_labels(n_vertices: int, hemisphere: str, group: str, seed: int = 0) 
 
 def write_subject(root: str | Path, name: str, images: np.ndarray | None, fmri: dict[str, np.ndarray], *,
                   nsd_ids: np.ndarray | None = None, rois: dict[str, dict[str, np.ndarray]] | None = None,
-                  noise_ceiling: dict[str, np.ndarray] | None = None, test_images: int = 2, seed: int = 0,
-                  progress: bool = False) -> Path:
+                  ncsnr: dict[str, np.ndarray] | None = None, repetitions: np.ndarray | None = None,
+                  test_fmri: dict[str, np.ndarray] | None = None, test_noise_ceiling: dict[str, np.ndarray] | None = None,
+                  test_images: int = 2, seed: int = 0, progress: bool = False) -> Path:
     """Writes ``<root>/<name>`` in the challenge layout and returns that folder.
 
     ``images``: as :func:`write_images` (None: keep the images written before). ``fmri``: {hemisphere: (n_images,
     n_vertices)} responses, saved as float32; their vertex counts set the fsaverage masks (float32 0/1 at a
     deterministic random subset). ``rois``: {group: {hemisphere: challenge-space labels}} replacing
-    :func:`default_labels` for the groups given. ``noise_ceiling``: {hemisphere: fraction per vertex}, optional.
+    :func:`default_labels` for the groups given. ``ncsnr`` ({hemisphere: NSD ncsnr per vertex}) and ``repetitions``
+    (trials per training image): what ``noise-ceiling`` writes, optional. ``test_fmri`` ({hemisphere: (test_images,
+    n_vertices)}) and ``test_noise_ceiling`` ({hemisphere: fraction per vertex}): the organisers' test split, optional.
     """
     subject = Path(root) / name
     if images is not None:
@@ -116,11 +119,14 @@ def write_subject(root: str | Path, name: str, images: np.ndarray | None, fmri: 
             np.save(masks / f"{hemisphere}.{group}_fsaverage_space.npy", fsaverage)
     for group, mapping in mappings().items():
         np.save(masks / f"mapping_{group}.npy", mapping)
-    if noise_ceiling:
-        ceiling_dir = subject / "training_split" / "noise_ceiling"
-        ceiling_dir.mkdir(parents=True, exist_ok=True)
-        for hemisphere, ceiling in noise_ceiling.items():
-            np.save(ceiling_dir / f"{hemisphere}_noise_ceiling.npy", np.asarray(ceiling, dtype=np.float32))
+    files = {**{f"training_split/noise_ceiling/{h}_ncsnr.npy": v for h, v in (ncsnr or {}).items()},
+             **{f"test_split/test_fmri/{h}_test_fmri.npy": v for h, v in (test_fmri or {}).items()},
+             **{f"test_split/noise_ceiling/{h}_noise_ceiling.npy": v for h, v in (test_noise_ceiling or {}).items()}}
+    if repetitions is not None:
+        files["training_split/noise_ceiling/repetitions.npy"] = np.asarray(repetitions, dtype=np.int64)
+    for relative, array in files.items():
+        (subject / relative).parent.mkdir(parents=True, exist_ok=True)
+        np.save(subject / relative, array if relative.endswith("repetitions.npy") else np.asarray(array, np.float32))
     return subject
 
 

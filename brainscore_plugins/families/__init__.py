@@ -2,10 +2,11 @@
 
 A family module in this package (``<prefix>.py``) calls :func:`register` with a frozen :class:`Family`: identifier
 prefix, catalog CSV and the script generating it, citation, checkpoint formats (where the weights sit in the file, a
-state-dict filter, how to forge a test file), default preprocessing, candidate layers and evaluation batch size. The
-catalog, factory, forging, plugin generation and the command line loop over :func:`all_families` and never name a
-family. Adding one: the module, its generator script and CSV, then ``brainscore-plugins generate`` (README, "Adding
-a model family"). Modules are discovered, not listed, on first use.
+state-dict filter, how to forge a test file), default preprocessing, candidate layers, evaluation batch size and how
+the fMRI encoding search reads its feature maps (:class:`FeatureMap`). The catalog, factory, forging, plugin
+generation and the command line loop over :func:`all_families` and never name a family. Adding one: the module, its
+generator script and CSV, then ``brainscore-plugins generate`` (README, "Adding a model family"). Modules are
+discovered, not listed, on first use.
 """
 from __future__ import annotations
 
@@ -29,6 +30,15 @@ def _block_outputs(model) -> list[str]:
 
 
 @dataclass(frozen=True)
+class FeatureMap:
+    """How the fMRI encoding search (:mod:`..algonauts.encoding`) reads a layer where its output's shape alone does not
+    say it: ``channels_last``, an ``(N, H, W, C)`` map (not ``(N, C, H, W)``); ``pre_pool``, max-pooled to a
+    ``pre_pool x pre_pool`` grid (``nn.AdaptiveMaxPool2d``) before the search's own pooling kernels."""
+    pre_pool: int | None = None
+    channels_last: bool = False
+
+
+@dataclass(frozen=True)
 class Family:
     """A study's checkpoints: what the generic machinery needs to know about them."""
 
@@ -49,6 +59,11 @@ class Family:
     # arch -> (mean, std) the network was trained with
     fmri_predictor: Callable | None = None  # (identifier, network, preprocessing) -> a model that predicts fMRI;
     # when set, every identifier X also registers X + FMRI_SUFFIX (:func:`brainscore_plugins.factory.brain_model`)
+    nsd_seen: Callable | None = None  # (entry, predictor: bool) -> None, or (subject, its training images' NSD
+    # ids) -> the NSD ids the model (its fMRI predictor when ``predictor``) was trained or selected on; the
+    # Algonauts benchmarks never score it on those
+    feature_maps: Callable | None = None  # built network -> {layer: FeatureMap} for the layers the encoding search
+    # reads otherwise than their shape says; None: every layer as its shape says
 
     @property
     def catalog_path(self) -> Path:

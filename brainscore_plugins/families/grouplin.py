@@ -12,13 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import partial
 
+import numpy as np
 import torch
 
 from ..architectures import grouplin
 from ..checkpoint import (CheckpointFormat, SafetensorsFormat, extract_state_dict, safe_load, load_strict,
                           storage_bound)
 from ..errors import CheckpointInvalidError
-from ..preprocessing import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, TRAINING_CONFIG
+from ..algonauts import splits
+from ..preprocessing import ALGONAUTS23, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 from . import Family, register
 
 TRUNK_HF_REPO = f"timm/{grouplin.TRUNK}"
@@ -93,6 +95,19 @@ def _fmri_predictor(identifier: str, network, preprocessing):
     return FMRIPredictor(identifier, network, preprocessing)
 
 
+def training_images(subject: str, nsd_ids: np.ndarray) -> np.ndarray:
+    """The NSD ids of ``subject``'s training images that GroupLin was trained on (the authors' ``train``) or chose its
+    checkpoint with (``val``): :func:`..algonauts.splits.lane2023` of the images in row order."""
+    parts = splits.lane2023(len(nsd_ids), subject)
+    return np.asarray(nsd_ids)[np.concatenate([parts["train"], parts["val"]])]
+
+
+def nsd_seen(entry, predictor: bool):
+    """Both fMRI predictors saw the authors' train and val images; as a Brain-Score model (trunk layers) only phase 2,
+    whose trunk was fine-tuned on them (phase 1's is timm's pretrained trunk)."""
+    return training_images if predictor or entry.checkpoint_format == "grouplin-finetune" else None
+
+
 def candidate_layers(model=None) -> list[str]:
     """The trunk's blocks (token grids, class token first), then its pooled embedding ``trunk.fc_norm`` (readout)."""
     return [f"trunk.blocks.{i}" for i in range(12)] + ["trunk.fc_norm"]
@@ -117,7 +132,7 @@ FAMILY = register(Family(
 }""",
     formats={"grouplin-head": GroupLinFormat(None, "", partial(_forge, False)),
              "grouplin-finetune": GroupLinFormat(None, "", partial(_forge, True), finetuned=True)},
-    preprocessing=TRAINING_CONFIG,  # the authors' evaluation transform: bicubic resize to 224, center crop, CLIP norm
+    preprocessing=ALGONAUTS23,  # the authors' evaluation: PIL bicubic 256, then antialiased bicubic 224, CLIP norm
     published={"models": 2, "checkpoints": 2},
     test_identifiers=("grouplin_phase1",),
     requirements=("torch", "torchvision", "timm", "numpy<2", "huggingface_hub", "safetensors"),
@@ -125,4 +140,5 @@ FAMILY = register(Family(
     eval_batch_size=lambda arch: 16,
     normalization=lambda arch: (OPENAI_CLIP_MEAN, OPENAI_CLIP_STD),
     fmri_predictor=_fmri_predictor,
+    nsd_seen=nsd_seen,
 ))

@@ -57,6 +57,6 @@ def _panel(ax, curve: Curve) -> None:
     ax.set_xscale("log")
     ax.set_title(f"{curve.region} (n={len(x)})", fontsize=10)
     ax.set_xlabel(curve.experiment.label, fontsize=8)
-    ax.set_ylabel("score S", fontsize=8)
+    ax.set_ylabel("score S (Brain-Score, fraction)", fontsize=8)
     ax.tick_params(labelsize=7)
     ax.legend(fontsize=6, loc="lower right")
