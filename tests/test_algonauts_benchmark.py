@@ -102,13 +102,13 @@ def _organisers_ceiling(ncsnr: dict, repetitions: np.ndarray) -> dict:
 
 
 def _expected(predictions: dict, fmri: dict, ceilings: dict | None, test: np.ndarray) -> float:
-    """03_test_encoding.py written out (scipy's pearsonr per vertex, r < 0 set to 0, squared, over the noise ceiling
-    with 1e-14 for 0, x 100, capped at 100; raw r^2 x 100 without ceilings), averaged over every vertex of both
-    hemispheres: the challenge's score in percent."""
+    """03_test_encoding.py written out (scipy's pearsonr per vertex, along axis 0 instead of their loop; r < 0 set to
+    0, squared, over the noise ceiling with 1e-14 for 0, x 100, capped at 100; raw r^2 x 100 without ceilings),
+    averaged over every vertex of both hemispheres: the challenge's score in percent."""
     from scipy.stats import pearsonr
     values = []
     for h in ("lh", "rh"):
-        correlation = np.array([pearsonr(fmri[h][test, v], predictions[h][:, v])[0] for v in range(fmri[h].shape[1])])
+        correlation = pearsonr(fmri[h][test], predictions[h], axis=0)[0]  # per vertex, as their loop, vectorised
         correlation[correlation < 0] = 0
         r2 = correlation ** 2
         if ceilings is None:
