@@ -101,8 +101,8 @@ def repetitions(subject: Subject, masterordering: np.ndarray, subjectim: np.ndar
     if not np.array_equal(np.sort(nsd_ids), ids):
         raise AlgonautsDataError(f"{subject.directory} holds {len(nsd_ids)} training images, but NSD's design gives "
                                  f"{subject.name} {len(ids)} distinct images in its training sessions "
-                                 f"({len(np.setdiff1d(nsd_ids, ids))} of ours not among them): use the nsd_expdesign.mat "
-                                 f"of the NSD release the challenge data were made from")
+                                 f"({len(np.setdiff1d(nsd_ids, ids))} of ours not among them): use the "
+                                 f"nsd_expdesign.mat of the NSD release the challenge data were made from")
     return counts[np.searchsorted(ids, nsd_ids)]
 
 

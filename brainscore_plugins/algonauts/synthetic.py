@@ -86,8 +86,8 @@ def default_labels(n_vertices: int, hemisphere: str, group: str, seed: int = 0) 
 def write_subject(root: str | Path, name: str, images: np.ndarray | None, fmri: dict[str, np.ndarray], *,
                   nsd_ids: np.ndarray | None = None, rois: dict[str, dict[str, np.ndarray]] | None = None,
                   ncsnr: dict[str, np.ndarray] | None = None, repetitions: np.ndarray | None = None,
-                  test_fmri: dict[str, np.ndarray] | None = None, test_noise_ceiling: dict[str, np.ndarray] | None = None,
-                  test_images: int = 2, seed: int = 0, progress: bool = False) -> Path:
+                  test_fmri: dict[str, np.ndarray] | None = None,
+                  test_noise_ceiling: dict[str, np.ndarray] | None = None, test_images: int = 2, seed: int = 0, progress: bool = False) -> Path:
     """Writes ``<root>/<name>`` in the challenge layout and returns that folder.
 
     ``images``: as :func:`write_images` (None: keep the images written before). ``fmri``: {hemisphere: (n_images,
