@@ -283,13 +283,14 @@ class Algonauts2023(BenchmarkBase):
                                        f"predict_fmri); score it on {self.identifier.replace('-direct', '-ridge')}")
         group = group_space(root) if spec.mode == "direct" else None
         images = [self._scored_images(candidate, subject) for subject in subjects]
+        # every subject's responses (scored, and fitted for ridge) scanned before the first forward pass
         truth = [{h: subject.fmri(h, TEST if spec.split == TEST else TRAINING) for h in HEMISPHERES}
-                 for subject in subjects]  # every subject's responses scanned before the first forward pass
-        for subject in subjects if spec.split == TEST and spec.mode == "ridge" else ():
-            for hemisphere in HEMISPHERES:
-                subject.fmri(hemisphere)  # the fitted responses too
+                 for subject in subjects]
+        fitted = [{h: subject.fmri(h) for h in HEMISPHERES} if spec.split == TEST and spec.mode == "ridge" else scored
+                  for subject, scored in zip(subjects, truth)]
         ceilings = [self._ceilings(subject, found) for subject, found in zip(subjects, images)]
-        results = [self._subject(candidate, *args, group) for args in zip(subjects, images, truth, ceilings)]
+        results = [self._subject(candidate, *args, group)
+                   for args in zip(subjects, images, truth, fitted, ceilings)]
         return self._score(results)
 
     def _scored_images(self, candidate, subject: Subject) -> _Images:
@@ -328,8 +329,10 @@ class Algonauts2023(BenchmarkBase):
                 f"score raw r^2 on {self.identifier.replace('-' + self.spec.mode, '-r2-' + self.spec.mode)}")
         return {h: noise_ceiling.ceiling(snr[h], found.repetitions) for h in HEMISPHERES}
 
-    def _subject(self, candidate, subject: Subject, found: _Images, fmri: dict, ceilings: dict | None,
+    def _subject(self, candidate, subject: Subject, found: _Images, fmri: dict, fitted: dict, ceilings: dict | None,
                  group: np.ndarray | None) -> dict:
+        """Per-vertex scores of one subject: ``fmri`` holds the scored split's responses, ``fitted`` the training
+        responses the ridge fits (the same arrays except on the test split)."""
         vertices = {h: region_vertices(subject, h, self.spec.region) for h in HEMISPHERES}
         truth = {h: np.asarray(fmri[h][found.scored - found.offset])[:, vertices[h]] for h in HEMISPHERES}
         cells = None
@@ -338,9 +341,8 @@ class Algonauts2023(BenchmarkBase):
                                          subject, group)
             predictions = {h: predicted[h][:, vertices[h]] for h in HEMISPHERES}
         else:
-            training = fmri if self.spec.split != TEST else {h: subject.fmri(h) for h in HEMISPHERES}
             responses = np.zeros((len(found.paths), sum(map(len, vertices.values()))), np.float32)
-            responses[found.fit] = np.concatenate([np.asarray(training[h][found.fit])[:, vertices[h]]
+            responses[found.fit] = np.concatenate([np.asarray(fitted[h][found.fit])[:, vertices[h]]
                                                    for h in HEMISPHERES], axis=1)
             combined, cells = self._ridge(candidate, subject, found, responses)
             predictions = dict(zip(HEMISPHERES, np.split(combined, [len(vertices["lh"])], axis=1)))
