@@ -7,24 +7,18 @@ from __future__ import annotations
 
 from torch import nn
 
-from . import architectures, catalog, families
+from . import architectures, families
 
 
-def candidate_layers(entry, model: nn.Module | None = None) -> list[str]:
-    """For a catalog entry, on ``model`` when given (e.g. the module inside a Brain-Score wrapper)."""
+def for_entry(entry, model: nn.Module | None = None) -> list[str]:
+    """The candidate layers of a catalog entry, on ``model`` when given (e.g. the module inside a Brain-Score
+    wrapper)."""
     model = architectures.meta_model(entry.arch, entry.training_method) if model is None else model
     return families.get(entry.family).candidate_layers(model)
 
 
-def feature_maps(activations_identifier: str, model: nn.Module) -> dict:
-    """Layer -> :class:`.families.FeatureMap` of the family of an activations model built by
-    :func:`.factory.activations_model` (its identifier: a registered one, or one followed by ``-`` and that
-    function's preprocessing / extractor suffixes); {} for any other model or a family that declares none."""
-    registered = dict(catalog.registered())
-    parts = activations_identifier.split("-")
-    for end in range(len(parts), 0, -1):  # the longest registered identifier it starts with
-        entry = registered.get("-".join(parts[:end]))
-        if entry is not None:
-            declared = families.get(entry.family).feature_maps
-            return {} if declared is None else declared(model)
-    return {}
+def feature_maps(entry, model: nn.Module) -> dict:
+    """Layer -> :class:`.families.FeatureMap` for the layers of ``model`` (``entry``'s network) that the encoding
+    search reads otherwise than their shape says; {} when its family declares none."""
+    declared = families.get(entry.family).feature_maps
+    return {} if declared is None else declared(model)

@@ -61,6 +61,11 @@ class Entry:
     def bare_identifier(self) -> str:
         return f"{self.family}_{self.model_id}"
 
+    def identifier_of(self, name: str) -> str:
+        """Our registered identifier for ``name``, which resolved to this entry: itself, or ``<prefix>_<name>`` for
+        a study model id (with or without ``.ep<N>``)."""
+        return name if name in (self.identifier, self.bare_identifier) else f"{self.family}_{name}"
+
     @property
     def mirror_path(self) -> str:
         """The file's path in the mirror: ``weights_file``, under its Hub repository when that is a bare file name
@@ -189,8 +194,7 @@ def resolve_identifier(name: str) -> str:
     Raises:
         ModelNotFoundError: as :func:`resolve`.
     """
-    resolve(name)  # an unknown name raises, with suggestions
-    return name if name in _index() else _aliases()[name]
+    return resolve(name).identifier_of(name)  # an unknown name raises, with suggestions
 
 
 def registered(family: str | None = None) -> Iterator[tuple[str, Entry]]:

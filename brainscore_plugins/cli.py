@@ -52,20 +52,24 @@ def _list(args) -> None:
     print(json.dumps([{"identifier": i, **dataclasses.asdict(catalog.resolve(i))} for i in identifiers], indent=1))
 
 
-def _name(identifier: str) -> str:
-    """The registered identifier: a catalog identifier (study ids resolved), or a family's ``<identifier>-fmri``."""
+def _resolved(identifier: str):
+    """(the registered identifier: a catalog identifier, study ids resolved, or a family's ``<identifier>-fmri``;
+    the catalog entry), resolving the identifier once."""
     from . import catalog, families
     base = identifier.removesuffix(families.FMRI_SUFFIX)
-    if base != identifier and families.get(catalog.resolve(base).family).fmri_predictor:
-        return catalog.resolve_identifier(base) + families.FMRI_SUFFIX
-    return catalog.resolve_identifier(identifier)
+    entry = catalog.resolve(base)
+    if base == identifier:
+        return entry.identifier_of(identifier), entry
+    if not families.get(entry.family).fmri_predictor:
+        catalog.resolve(identifier)  # raises: a family without fMRI predictors registers no such name
+    return entry.identifier_of(base) + families.FMRI_SUFFIX, entry
 
 
 def _info(args) -> None:
     import dataclasses
     from . import catalog, provenance
     entry = catalog.resolve(args.identifier)
-    record = provenance.map_provenance(args.identifier)
+    record = provenance.map_provenance(args.identifier, entry)
     print(json.dumps({**dataclasses.asdict(entry), "map_provenance": record}, indent=2))
 
 
@@ -113,10 +117,10 @@ def _time_bin(text: str | None) -> tuple[float, float] | None:
 
 def _commit(args) -> None:
     import region_commitment
-    from . import catalog, factory
+    from . import factory
 
-    name = _name(args.identifier)
-    if catalog.resolve(name).region_layer_map and not args.output:
+    name, entry = _resolved(args.identifier)
+    if entry.region_layer_map and not args.output:
         raise ValueError(f"{name} has a published commitment in the catalog; pass --output DIR to write a "
                          f"recomputed one there")
     benchmarks = _parse_pairs(args.benchmark, "--benchmark")
@@ -133,7 +137,7 @@ def _commit(args) -> None:
     layers = args.layers[0] if args.layers in (["default"], ["study"]) else args.layers
     result, written = factory.commit(name, benchmarks or None, layers=layers, reference=args.reference,
                                      n_components=args.n_components, readout=args.readout, output=args.output,
-                                     progress=not args.quiet)
+                                     progress=not args.quiet, entry=entry)
     print(json.dumps({"identifier": name, "region_layer_map": result.region_layer_map,
                       "behavioral_readout_layer": result.behavioral_readout_layer,
                       "files": {kind: str(path) for kind, path in written.items()}}, indent=2))
@@ -141,8 +145,8 @@ def _commit(args) -> None:
 
 def _split_score_arguments(words: list[str]) -> tuple[list[str], list[str]]:
     """``score ID... BENCHMARK...``: the words an installed plugin registers as benchmarks, and the rest (models),
-    each list non-empty; every model identifier is resolved (an unknown one raises)."""
-    from . import scoring
+    each list non-empty; every model is resolved to (identifier, catalog entry) (an unknown one raises)."""
+    from .scale import scoring
     known = set(scoring.known_benchmarks())
     benchmarks = [w for w in words if w in known]
     models = [w for w in words if w not in known]
@@ -150,7 +154,7 @@ def _split_score_arguments(words: list[str]) -> tuple[list[str], list[str]]:
         scoring.check_benchmarks(models[-1:])  # names the unknown benchmark, with close matches
     if not models:
         raise ValueError("score needs at least one model identifier before the benchmarks")
-    return [_name(m) for m in models], benchmarks
+    return [_resolved(m) for m in models], benchmarks
 
 
 def _score(args) -> int:
@@ -158,16 +162,18 @@ def _score(args) -> int:
     a warning line when a benchmark's data chose the model's layers (``provenance.selection_overlap``). Failures are
     reported after the others ran: status 2 when each was an input error, else 1."""
     import logging
-    from . import families, provenance, results, scoring, units
+    from . import families, provenance
+    from .scale import results, scoring, units
 
     models, benchmarks = _split_score_arguments(args.words)
     failures = []
-    for name in models:
+    for name, entry in models:
         for benchmark in benchmarks:
-            overlap = None if name.endswith(families.FMRI_SUFFIX) else provenance.selection_overlap(name, benchmark)
+            overlap = None if name.endswith(families.FMRI_SUFFIX) else \
+                provenance.selection_overlap(name, benchmark, entry)
             if overlap:
                 logging.getLogger(__name__).warning("warning: %s", overlap)
-            row, failure = scoring.score_row(name, benchmark)
+            row, failure = scoring.score_row(name, benchmark, entry)
             if not args.no_results:
                 results.append([row], args.results)
             if failure is not None:
@@ -184,7 +190,7 @@ def _score(args) -> int:
 
 
 def _sweep(args) -> None:
-    from . import sweep
+    from .scale import sweep
     summary = sweep.sweep(_selection(args), args.benchmarks, args.results, engine=args.engine, jobs=args.jobs,
                           address=args.address, workers=args.workers, cpus=args.cpus, memory_gb=args.memory_gb,
                           retry_failed=args.retry_failed, progress=not args.quiet)
@@ -194,7 +200,7 @@ def _sweep(args) -> None:
 
 
 def _results(args) -> None:
-    from . import results
+    from .scale import results
     table = results.select(results.read(args.results), epoch=args.epoch, identifier=args.identifier,
                            benchmark=args.benchmark, family=args.family, arch=args.arch, dataset=args.dataset,
                            status=args.status)
@@ -211,7 +217,7 @@ def _results(args) -> None:
 
 def _scored_rows(path):
     """The results table at ``path``; a ``ValueError`` when it has no rows."""
-    from . import results
+    from .scale import results
     table = results.read(path)
     if table.empty:
         raise ValueError(f"the results table {path or results.default_path()} has no rows; score models first "
@@ -231,10 +237,10 @@ def _noise_ceiling(args) -> None:
 
 
 def _scaling_fit(args) -> None:
-    from . import scaling
-    table = scaling.study_table() if args.published else scaling.from_results(_scored_rows(args.results))
-    fitted = scaling.fit(table, bootstrap=args.bootstrap, seed=args.seed, progress=not args.quiet)
-    written = scaling.save(fitted, args.output)
+    from .scale import laws
+    table = laws.study_table() if args.published else laws.from_results(_scored_rows(args.results))
+    fitted = laws.fit(table, bootstrap=args.bootstrap, seed=args.seed, progress=not args.quiet)
+    written = laws.save(fitted, args.output)
     print(json.dumps({"curves": len(fitted.curves), "skipped": fitted.skipped,
                       "files": {name: str(path) for name, path in written.items()}}, indent=2))
 
@@ -242,7 +248,8 @@ def _scaling_fit(args) -> None:
 def _report(args) -> None:
     import logging
     from pathlib import Path
-    from . import catalog, commitments, families, report, scaling
+    from . import catalog, committed_maps, families
+    from .scale import laws, report
 
     table = _scored_rows(args.results)
     if args.scaling:
@@ -252,16 +259,16 @@ def _report(args) -> None:
                              f"wrote")
     else:
         try:
-            fitted = scaling.fit(scaling.from_results(table), bootstrap=args.bootstrap, progress=False)
-            plots = [p for name, p in scaling.save(fitted, Path(args.output) / "scaling").items() if name != "json"]
-        except scaling.ScalingInputError as error:
+            fitted = laws.fit(laws.from_results(table), bootstrap=args.bootstrap, progress=False)
+            plots = [p for name, p in laws.save(fitted, Path(args.output) / "scaling").items() if name != "json"]
+        except laws.ScalingInputError as error:
             logging.getLogger(__name__).warning("warning: the report has no scaling plots: %s", error)
             plots = []
     layer_plots = []
     for identifier in dict.fromkeys(table.identifier):  # a row of an uncatalogued model has no commitment plot
         base = identifier.removesuffix(families.FMRI_SUFFIX)
         try:
-            found = commitments.find(catalog.resolve(base), base)
+            found = committed_maps.locate(catalog.resolve(base), base)
         except ModelNotFoundError:
             continue
         if found and (found[0] / "layer_scores" / f"{found[1]}.png").is_file():

@@ -1,4 +1,9 @@
-"""One entry point per level: a torch model, a Brain-Score activations model, a committed brain model."""
+"""One entry point per level: a torch model, a Brain-Score activations model, a committed brain model.
+
+The public functions take an identifier (or a study model id) and resolve it once (:func:`.catalog.resolve`); the
+catalog entry is then passed down, as timm passes a model's ``pretrained_cfg``, and the region map and its provenance
+are looked up once per load.
+"""
 from __future__ import annotations
 
 import logging
@@ -7,10 +12,11 @@ from pathlib import Path
 
 import torch
 
-from . import architectures, candidates, catalog, commitments, families, hub, provenance
+from . import architectures, candidates, catalog, committed_maps, families, provenance
 from .errors import (BenchmarkDataUnavailableError, CommitmentFailedError, CommitmentInputError, ModelNotFoundError,
                      NotCommittedError, UnsupportedModelError)
 from .preprocessing import pipeline_name, preprocessing_for
+from .weights import fetch
 
 _logger = logging.getLogger(__name__)
 
@@ -24,7 +30,11 @@ def create_model(name: str, pretrained: bool = True, progress: bool = True) -> t
         WeightsUnavailableError: the weights are not mirrored or cached and cannot be downloaded.
         CheckpointInvalidError: the weights file is unreadable, unsafe, or holds another model.
     """
-    entry = catalog.resolve(name)
+    return network(catalog.resolve(name), pretrained, progress)
+
+
+def network(entry: catalog.Entry, pretrained: bool = True, progress: bool = True) -> torch.nn.Module:
+    """:func:`create_model` for a catalog entry already resolved."""
     checkpoint_format = _checkpoint_format(entry)
     weights = _weights(entry, progress) if pretrained else None  # before building: fail fast
     return _loaded(entry, checkpoint_format, weights).eval()
@@ -50,20 +60,21 @@ def _built(entry: catalog.Entry, for_weights: bool) -> torch.nn.Module:
     return architectures.build(*args)
 
 
-def _loaded(entry: catalog.Entry, checkpoint_format, weights: hub.Weights | None) -> torch.nn.Module:
+def _loaded(entry: catalog.Entry, checkpoint_format, weights: fetch.Weights | None) -> torch.nn.Module:
     """``entry``'s network with ``weights`` loaded strictly; a file no hash vouched for is trusted (its sha256
-    recorded) only once it loaded (:func:`.hub.use`)."""
+    recorded) only once it loaded (:func:`.weights.fetch.trust_after_load`)."""
     model = _built(entry, weights is not None)
     if weights is not None:
-        hub.use(weights, entry.identifier, lambda path: checkpoint_format.load_into(model, path, entry.weights_key))
+        fetch.trust_after_load(weights, entry.identifier,
+                               lambda path: checkpoint_format.load_into(model, path, entry.weights_key))
     return model
 
 
-def _weights(entry: catalog.Entry, progress: bool) -> hub.Weights:
+def _weights(entry: catalog.Entry, progress: bool) -> fetch.Weights:
     if entry.hf_repo:
-        return hub.fetch_hf(entry.hf_repo, entry.weights_file, entry.sha256 or None, progress=progress,
-                            mirror_path=entry.mirror_path)
-    return hub.fetch(entry.url, entry.weights_file, entry.sha256 or None, progress=progress)
+        return fetch.fetch_hf(entry.hf_repo, entry.weights_file, entry.sha256 or None, progress=progress,
+                              mirror_path=entry.mirror_path)
+    return fetch.fetch(entry.url, entry.weights_file, entry.sha256 or None, progress=progress)
 
 
 def weights_path(entry: catalog.Entry, progress: bool = True) -> Path:
@@ -97,6 +108,12 @@ def activations_model(name: str, pretrained: bool = True, preprocessing: str | N
         ModelNotFoundError, UnsupportedModelError, WeightsUnavailableError, CheckpointInvalidError: as
             :func:`create_model`.
     """
+    return _activations_model(catalog.resolve(name), name, pretrained, preprocessing)
+
+
+def _activations_model(entry: catalog.Entry, name: str, pretrained: bool, preprocessing: str | None):
+    """:func:`activations_model` of a resolved ``entry``; it carries ``feature_maps``, how the fMRI encoding search
+    reads its layers (:func:`.candidates.feature_maps`)."""
     from brainscore_vision.model_helpers.activations.pytorch import PytorchWrapper
     from . import settings
     from .fast_activations import FastPytorchWrapper
@@ -104,26 +121,29 @@ def activations_model(name: str, pretrained: bool = True, preprocessing: str | N
     extractor = settings.extractor()
     wrapper = PytorchWrapper if extractor == "brainscore" else partial(FastPytorchWrapper,
                                                                        channels_last=extractor == "fast-channels-last")
-    entry = catalog.resolve(name)
     family = families.get(entry.family)
-    variant = preprocessing_variant(name, preprocessing)
+    variant = preprocessing_variant(name, preprocessing, entry)
     pipeline = variant or family.preprocessing
     identifier = f"{name}-{variant}-preprocessing" if variant else name
     if extractor == "fast-channels-last":  # not bit-equal: never mixed with the other extractors' caches
         identifier += "-channels-last"
-    return wrapper(identifier=identifier, model=create_model(name, pretrained),
-                          preprocessing=_preprocessing(entry, pipeline), batch_size=family.eval_batch_size(entry.arch))
+    model = network(entry, pretrained)
+    activations = wrapper(identifier=identifier, model=model, preprocessing=_preprocessing(entry, pipeline),
+                          batch_size=family.eval_batch_size(entry.arch))
+    activations.feature_maps = candidates.feature_maps(entry, model)
+    return activations
 
 
-def preprocessing_variant(name: str, preprocessing: str | None = None) -> str:
+def preprocessing_variant(name: str, preprocessing: str | None = None, entry: catalog.Entry | None = None) -> str:
     """The pipeline :func:`activations_model` builds ``name`` with (``preprocessing``, else the environment's), when
     it is not the family's default (the activations identifier then ends ``-<pipeline>-preprocessing``); else ''.
+    ``entry``: the catalog entry of ``name``, where the caller resolved it already.
 
     Raises:
         ValueError: an unknown preprocessing pipeline.
         ModelNotFoundError: an unknown identifier.
     """
-    default = families.get(catalog.resolve(name).family).preprocessing
+    default = families.get((entry or catalog.resolve(name)).family).preprocessing
     pipeline = pipeline_name(default, preprocessing)
     return "" if pipeline == default else pipeline
 
@@ -134,42 +154,49 @@ def _preprocessing(entry: catalog.Entry, pipeline: str):
                              *families.get(entry.family).normalization(entry.arch))
 
 
-def commitment(name: str) -> tuple[dict[str, str], str] | None:
+def region_map(name: str, entry: catalog.Entry | None = None) -> tuple[dict[str, str], str] | None:
     """(region -> layer map, behavioral readout layer): the catalog's (see :func:`.provenance.map_provenance`), else
-    one computed by ``brainscore-plugins commit`` (:mod:`.commitments`: a packaged plugin's own, else the user data
-    folder's), else ``None``."""
-    import json
+    one computed by ``brainscore-plugins commit`` (:mod:`.committed_maps`: a packaged plugin's own, else the user
+    data folder's), else ``None``. ``entry``: the catalog entry of ``name``, where the caller resolved it already."""
+    entry = entry or catalog.resolve(name)
+    return _region_map(entry, _located(entry, name))
 
-    entry = catalog.resolve(name)
+
+def _located(entry: catalog.Entry, name: str) -> committed_maps.Located | None:
+    """Where ``commit`` wrote the map of ``name``; ``None`` for a catalog map (never looked up there) or none."""
+    return None if entry.region_layer_map else committed_maps.locate(entry, name)
+
+
+def _region_map(entry: catalog.Entry, located: committed_maps.Located | None) -> tuple[dict[str, str], str] | None:
     if entry.region_layer_map:
         return entry.region_layer_map, entry.readout
-    found = commitments.find(entry, name)
-    if found is None:
+    if located is None:
         return None
-    folder, identifier = found
-    readout_path = folder / "behavioral_readout" / f"{identifier}.json"
-    readout = (json.loads(readout_path.read_text())["behavioral_readout_layer"] if readout_path.is_file()
-               else candidates.candidate_layers(entry)[-1])
-    return json.loads((folder / "region_layer_map" / f"{identifier}.json").read_text()), readout
+    region_layer_map, readout = committed_maps.read(located)
+    return region_layer_map, readout or candidates.for_entry(entry)[-1]  # no readout file: the last candidate
 
 
 def layers(name: str) -> list[str]:
     """The committed layers (region layers, then the behavioral readout); without a commitment, the candidates."""
-    found = commitment(name)
-    if found is None:
-        return candidates.candidate_layers(catalog.resolve(name))
-    region_layer_map, readout = found
+    entry = catalog.resolve(name)
+    found = region_map(name, entry)
+    return candidates.for_entry(entry) if found is None else _committed_layers(*found)
+
+
+def _committed_layers(region_layer_map: dict[str, str], readout: str) -> list[str]:
     return [*dict.fromkeys(v for v in region_layer_map.values() if v != readout), readout]
 
 
 def commit(name: str, benchmarks: dict | None = None, *, layers: list[str] | str | None = None, reference=None,
-           n_components: int = 1000, readout: str | None = None, output=None, progress: bool = True):
+           n_components: int = 1000, readout: str | None = None, output=None, progress: bool = True,
+           entry: catalog.Entry | None = None):
     """Select layers for ``name`` with ``region_commitment`` and write the map, readout, score table, plot and
-    provenance into ``output``, else the user data folder (:mod:`.commitments`, never the installed package):
+    provenance into ``output``, else the user data folder (:mod:`.committed_maps`, never the installed package):
     ``(CommitmentResult, {kind: path})``. The folder is checked writable, and ``n_components`` and the targets
     checked, before the weights load; a study alias is written under our identifier. ``benchmarks``: region ->
     identifier, benchmark object or target (default: ``region_commitment.DEFAULT_BENCHMARKS``); ``layers``: the
-    family's candidate layers by default, ``"study"`` or a list; the rest as in ``region_commitment.commit``.
+    family's candidate layers by default, ``"study"`` or a list; ``entry``: the catalog entry of ``name``, where the
+    caller resolved it already; the rest as in ``region_commitment.commit``.
 
     Raises:
         BenchmarkDataUnavailableError: a benchmark named by identifier cannot be loaded (not cached, not reachable).
@@ -183,9 +210,9 @@ def commit(name: str, benchmarks: dict | None = None, *, layers: list[str] | str
     from region_commitment.errors import BenchmarkUnavailableError, RegionCommitmentError
     from . import settings
 
-    name = catalog.resolve_identifier(name)  # a study alias is written (and later found) under our identifier
-    entry = catalog.resolve(name)
-    folder = commitments.writable_folder(entry.family, output)  # before the commitment runs
+    entry = entry or catalog.resolve(name)
+    name = entry.identifier_of(name)  # a study alias is written (and later found) under our identifier
+    folder = committed_maps.writable_folder(entry.family, output)  # before the commitment runs
     loaded = {}
     try:  # every input that can be checked before the weights load
         reference_sets.check_count(n_components)
@@ -195,9 +222,9 @@ def commit(name: str, benchmarks: dict | None = None, *, layers: list[str] | str
         raise BenchmarkDataUnavailableError(str(error)) from error
     except RegionCommitmentError as error:
         raise _commitment_error(name, error) from error
-    model = activations_model(name)
+    model = _activations_model(entry, name, True, None)
     if layers is None:
-        layers = candidates.candidate_layers(entry, brainscore_internals.torch_module(model))
+        layers = candidates.for_entry(entry, brainscore_internals.torch_module(model))
     try:
         result = region_commitment.commit(model, layers, loaded, reference=reference, n_components=n_components,
                                           behavioral_readout_layer=readout, progress=progress,
@@ -226,15 +253,17 @@ def fmri_predictor(name: str, pretrained: bool = True):
     family = families.get(entry.family)
     if family.fmri_predictor is None:
         raise ModelNotFoundError(f"{name}: {family.title} models predict no fMRI; use {base} (a Brain-Score model)")
-    return _with_seen_images(family.fmri_predictor(name, create_model(base, pretrained),
+    return _with_seen_images(family.fmri_predictor(name, network(entry, pretrained),
                                                    _preprocessing(entry, pipeline_name(family.preprocessing))),
                              entry, predictor=True)
 
 
 def brain_model(name: str, pretrained: bool = True):
-    """A ``ModelCommitment`` with the region -> layer map and behavioral readout layer of :func:`commitment`; a model
+    """A ``ModelCommitment`` with the region -> layer map and behavioral readout layer of :func:`region_map`; a model
     without one is first committed by :func:`commit` on the default benchmarks (once: the map is written into the
-    user data folder), never by Brain-Score's own network-bound ``LayerSelection``.
+    user data folder), never by Brain-Score's own network-bound ``LayerSelection``. It carries ``candidate_layers``
+    (its family's, readout last: what the fMRI encoding search runs over) and, where its family declares them,
+    ``nsd_seen``.
 
     Raises:
         NotCommittedError: no map, and none can be computed (no weights, or the default benchmarks' data are
@@ -243,31 +272,35 @@ def brain_model(name: str, pretrained: bool = True):
             :func:`create_model`.
     """
     from brainscore_vision.model_helpers.brain_transformation import ModelCommitment
+    from region_commitment.brainscore_internals import torch_module
 
     if name.endswith(families.FMRI_SUFFIX):
         return fmri_predictor(name, pretrained)
-    found = commitment(name)
-    if found is None:
+    entry = catalog.resolve(name)
+    located = _located(entry, name)
+    if _region_map(entry, located) is None:
         if not pretrained:
             raise NotCommittedError(f"{name} has no region commitment to use without weights; commit the pretrained "
                                     f"model first (`brainscore-plugins commit {name}`)")
-        entry = catalog.resolve(name)
         _logger.warning("%s has no region commitment (%s): selecting its layers with region_commitment; the map is "
-                        "written into %s", name, entry.commitment_source, commitments.data_folder(entry.family))
+                        "written into %s", name, entry.commitment_source, committed_maps.data_folder(entry.family))
         try:
-            commit(name)
+            commit(name, entry=entry)
         except BenchmarkDataUnavailableError as error:
             raise NotCommittedError(
                 f"{name} has no region commitment and committing it on the default benchmarks failed: {error}. "
                 f"Make that data reachable (or cached), or commit on local recordings with `brainscore-plugins "
                 f"commit {name} --assembly REGION=ASSEMBLY.nc,STIMULI.csv ...` (see the README), then load the "
                 f"model again.") from error
-        found = commitment(name)
-    region_layer_map, readout = found
-    provenance.log_map_origin(name)
-    return _with_seen_images(ModelCommitment(identifier=name, activations_model=activations_model(name, pretrained),
-                                             layers=layers(name), behavioral_readout_layer=readout,
-                                             region_layer_map=region_layer_map), catalog.resolve(name), predictor=False)
+        located = _located(entry, name)
+    region_layer_map, readout = _region_map(entry, located)
+    provenance.log_map_origin(name, provenance.record(entry, located))
+    activations = _activations_model(entry, name, pretrained, None)
+    model = ModelCommitment(identifier=name, activations_model=activations,
+                            layers=_committed_layers(region_layer_map, readout), behavioral_readout_layer=readout,
+                            region_layer_map=region_layer_map)
+    model.candidate_layers = candidates.for_entry(entry, torch_module(activations))  # the fMRI search's layers
+    return _with_seen_images(model, entry, predictor=False)
 
 
 def _with_seen_images(model, entry: catalog.Entry, predictor: bool):

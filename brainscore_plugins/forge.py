@@ -2,15 +2,13 @@
 
 Used by the offline demo and the tests: the weights cannot be downloaded here, so we write files that are
 byte-for-byte what the loader must cope with (nesting, key prefixes, EMA copy, non-tensor training objects). The
-layout of each file is its family's checkpoint format (:attr:`.checkpoint.CheckpointFormat.forge`).
+layout of each file is its family's checkpoint format (:attr:`.weights.formats.CheckpointFormat.forge`).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
-
-from region_commitment import atomic
 
 from . import architectures, catalog, families
 
@@ -26,13 +24,6 @@ def forged_checkpoint(entry: catalog.Entry, seed: int = 0) -> dict:
     """The whole checkpoint dict for ``entry``, as its family's training code saved it."""
     checkpoint_format = families.get(entry.family).checkpoint_format(entry.checkpoint_format)
     return checkpoint_format.forge(entry, forged_state_dict(entry, seed), seed)
-
-
-def save_atomically(obj, path: Path) -> Path:
-    """``torch.save`` ``obj`` to ``path`` atomically; returns ``path``."""
-    with atomic.replacing(path) as tmp:
-        torch.save(obj, tmp)
-    return path
 
 
 def forge_into_mirror(name: str, mirror: str | Path, seed: int = 0) -> Path:

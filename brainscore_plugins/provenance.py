@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from . import catalog, commitments
+from . import catalog, committed_maps
 
 _logger = logging.getLogger(__name__)
 
@@ -29,19 +29,25 @@ BORROW_RULES = {
 }
 
 
-def map_provenance(name: str) -> dict:
+def map_provenance(name: str, entry: catalog.Entry | None = None) -> dict:
     """Where the region -> layer map of ``name`` comes from. ``kind``: ``published`` (the study's commitment of this
     model), ``borrowed`` (the study's commitment of another model: ``from``, ``rule``), ``architecture-rule``
     (CORnet-S's anatomical map), ``committed`` (by ``brainscore-plugins commit``: its provenance record as written;
-    see :mod:`.commitments` for where)
-    or ``uncommitted`` (no map yet). Study maps carry ``selection``: the benchmarks that chose the layers."""
-    entry = catalog.resolve(name)
+    see :mod:`.committed_maps` for where)
+    or ``uncommitted`` (no map yet). Study maps carry ``selection``: the benchmarks that chose the layers.
+    ``entry``: the catalog entry of ``name``, where the caller resolved it already."""
+    entry = entry or catalog.resolve(name)
+    return record(entry, None if entry.region_layer_map else committed_maps.locate(entry, name))
+
+
+def record(entry: catalog.Entry, located: committed_maps.Located | None) -> dict:
+    """:func:`map_provenance` of ``entry``, whose computed map (if any) :func:`.committed_maps.locate` found at
+    ``located``."""
     if entry.region_layer_map:
         return _catalog_provenance(entry)
-    found = commitments.find(entry, name)
-    if found is None:
+    if located is None:
         return {"kind": "uncommitted", "reason": entry.commitment_source}
-    return _committed_provenance(*found)
+    return _committed_provenance(*located)
 
 
 def _catalog_provenance(entry: catalog.Entry) -> dict:
@@ -75,9 +81,9 @@ def _committed_provenance(folder, identifier: str) -> dict:
     return {**json.loads(path.read_text()), "kind": "committed"}
 
 
-def log_map_origin(name: str) -> None:
-    """One WARNING line when ``name`` is built with a map the study did not choose for it: borrowed or committed."""
-    provenance = map_provenance(name)
+def log_map_origin(name: str, provenance: dict) -> None:
+    """One WARNING line when ``name`` is built with a map the study did not choose for it (its :func:`record`
+    ``provenance``): borrowed or committed."""
     if provenance["kind"] == "borrowed":
         source = provenance["from"]
         _logger.warning("%s: region map borrowed from %s/%s/%s of the study's commitments.json (%s: %s), not "
@@ -108,7 +114,7 @@ def benchmark_data(identifier: str) -> str:
     return identifier.split(".", 1)[0] if "." in identifier else identifier.rsplit("-", 1)[0]
 
 
-def selection_overlap(name: str, benchmark: str) -> str | None:
+def selection_overlap(name: str, benchmark: str, entry: catalog.Entry | None = None) -> str | None:
     """A one-line warning when scoring ``name`` on ``benchmark`` reuses data that chose its layers, else ``None``.
 
     Flagged: any benchmark on the data set (:func:`benchmark_data`) of a benchmark that chose a layer, not only that
@@ -116,8 +122,8 @@ def selection_overlap(name: str, benchmark: str) -> str | None:
     tuned to the images the other scores. Borrowed study maps count too (the data chose that architecture's layers).
     Not flagged: other data sets, including the private counterparts of the public ones (``MajajHong2015.IT-pls``:
     held-out images, Brain-Score's select-on-public, score-on-private split), and the behavioral readout of study
-    maps (no data chose it)."""
-    chosen = selection_benchmarks(map_provenance(name))
+    maps (no data chose it). ``entry``: as in :func:`map_provenance`."""
+    chosen = selection_benchmarks(map_provenance(name, entry))
     hits = [f"{region}: {b}" for region, b in chosen.items() if benchmark_data(b) == benchmark_data(benchmark)]
     if not hits:
         return None

@@ -26,7 +26,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from brainscore_plugins.algonauts import synthetic  # noqa: E402
+from brainscore_plugins.algonauts import synthetic_subjects  # noqa: E402
 from brainscore_plugins.algonauts.benchmark import Algonauts2023  # noqa: E402
 
 
@@ -50,7 +50,8 @@ def candidate(model):
 def write_data(root: Path, model, n_images: int, vertices: tuple[int, int]) -> None:
     """Images, then responses planted from block 6 (max-pooled 2 x 2) plus noise, streamed to disk."""
     from brainscore_vision.model_helpers.activations.pytorch import load_preprocess_images
-    paths = synthetic.write_images(root, "subj01", synthetic.random_images(n_images, size=96, seed=0), progress=True)
+    images = synthetic_subjects.random_images(n_images, size=96, seed=0)
+    paths = synthetic_subjects.write_images(root, "subj01", images, progress=True)
     captured = {}
     model.blocks[6].register_forward_hook(lambda m, i, o: captured.__setitem__("x", o))
     rows = []
@@ -71,7 +72,7 @@ def write_data(root: Path, model, n_images: int, vertices: tuple[int, int]) -> N
             weights = rng.standard_normal((design.shape[1], width)).astype(np.float32) / np.sqrt(design.shape[1])
             out[:, start:start + width] = design @ weights + rng.standard_normal((n_images, width)).astype(np.float32)
         fmri[hemisphere] = out
-    synthetic.write_subject(root, "subj01", None, fmri, progress=True)
+    synthetic_subjects.write_subject(root, "subj01", None, fmri, progress=True)
     for hemisphere in fmri:
         (root / f"{hemisphere}.tmp.npy").unlink()
 

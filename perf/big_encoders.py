@@ -82,7 +82,7 @@ def measure(identifier: str, n_images: int) -> dict:
     model = factory.activations_model(identifier)
     load_s = time.perf_counter() - start
     entry = catalog.resolve(identifier)
-    layers = candidates.candidate_layers(entry, model._model)
+    layers = candidates.for_entry(entry, model._model)
     with tempfile.TemporaryDirectory() as scratch:
         paths = []
         for i in range(n_images):

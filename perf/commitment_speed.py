@@ -3,7 +3,7 @@
     .venv/bin/python perf/commitment_speed.py [--quick]
 
 resnet18 (random init, seed 0), 200 stimuli x 100 neuroids planted in ``layer3.0`` (a middle PCA band, see
-``brainscore_plugins.synthetic.planted_responses``), the PCA reference set = the built-in offline images. Two
+``brainscore_plugins.synthetic_recordings.planted_responses``), the PCA reference set = the built-in offline images. Two
 settings, as measured in the issue: defaults (1000 PCA components on 1000 images, 10 layers layer1.0 .. fc,
 ``MT_MULTITHREAD=0``, result caching on with an empty cache) and small (300 on 300, 7 layers layer2.0 .. avgpool).
 Each selection runs in its own subprocess so its peak RSS is its own. The last line printed is a JSON summary.
@@ -43,10 +43,10 @@ def benchmark(work: Path, n_reference: int):
     from brainscore_vision import load_ceiling, load_metric
     from brainscore_vision.benchmark_helpers.neural_common import (NeuralBenchmark, apply_keep_attrs,
                                                                        average_repetition)
-    from brainscore_plugins import synthetic
+    from brainscore_plugins import synthetic_recordings
     from region_commitment.reference import default_reference_images
 
-    stimuli = synthetic.stimulus_set(work / "stimuli", n_per_object=50, size=128)
+    stimuli = synthetic_recordings.stimulus_set(work / "stimuli", n_per_object=50, size=128)
     reference = [str(p) for p in default_reference_images(work, n=n_reference)]
     responses_file = work / f"responses-{n_reference}.npy"
     if not responses_file.exists():
@@ -54,10 +54,10 @@ def benchmark(work: Path, n_reference: int):
         paths = reference + [str(stimuli.get_stimulus(s)) for s in stimuli["stimulus_id"]]
         flat = np.concatenate([model.get_activations(model._extractor.preprocess(paths[i:i + 64]), [PLANTED])[PLANTED]
                                .reshape(len(paths[i:i + 64]), -1) for i in range(0, len(paths), 64)])
-        responses = synthetic.planted_responses(flat[:len(reference)].astype(np.float64),
-                                                flat[len(reference):].astype(np.float64), n_neuroids=100)
+        responses = synthetic_recordings.planted_responses(flat[:len(reference)].astype(np.float64),
+                                                           flat[len(reference):].astype(np.float64), n_neuroids=100)
         np.save(responses_file, responses)
-    repetitions = synthetic.repeated_assembly(stimuli, np.load(responses_file), REGION, noise=0.3)
+    repetitions = synthetic_recordings.repeated_assembly(stimuli, np.load(responses_file), REGION, noise=0.3)
     repetitions = apply_keep_attrs(repetitions, lambda a: a.squeeze("time_bin"))
     ceiling = load_ceiling("internal_consistency")(repetitions)
     return NeuralBenchmark(

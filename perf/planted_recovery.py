@@ -3,8 +3,8 @@
     python perf/planted_recovery.py [--per-object 25] [--reference 120]
 
 resnet18 (random init, seed 0), 112 px. Neural: one target per candidate layer (a middle PCA band of that layer,
-``synthetic.planted_responses``, observed with noise over 4 repetitions), all committed in one call (one forward
-pass). Behavior: for each candidate layer, match-to-sample trials of an observer whose choice probabilities are
+``synthetic_recordings.planted_responses``, observed with noise over 4 repetitions), all committed in one call (one
+forward pass). Behavior: for each candidate layer, match-to-sample trials of an observer whose choice probabilities are
 Brain-Score's own ``ProbabilitiesMapping`` classifier on that layer; the readout is selected on them. A case counts
 as recovered when the planted layer is chosen and wins by more than its error over splits. The last line printed
 is a JSON summary.
@@ -37,7 +37,7 @@ def main() -> None:
     from brainscore_core.supported_data_standards.brainio.assemblies import NeuroidAssembly
     from brainscore_vision.model_helpers.activations.pytorch import PytorchWrapper
     from brainscore_vision.model_helpers.brain_transformation.behavior import ProbabilitiesMapping
-    from brainscore_plugins import synthetic
+    from brainscore_plugins import synthetic_recordings
     from brainscore_plugins.benchmarks.bsp_synthetic.benchmark import SyntheticBehaviorBenchmark
     from brainscore_plugins.preprocessing import preprocessing_for
     from region_commitment import commit, from_assembly
@@ -47,10 +47,10 @@ def main() -> None:
     torch.manual_seed(0)
     wrapper = PytorchWrapper(identifier="resnet18-planted", model=torchvision.models.resnet18(),
                              preprocessing=preprocessing_for(128, 112, "bilinear"))
-    stimuli = synthetic.stimulus_set(work / "stimuli", n_per_object=args.per_object)
-    fitting = synthetic.fitting_stimuli(work / "fitting", n_per_object=40)
-    trial_stimuli = synthetic.stimulus_set(work / "trials", n_per_object=args.per_object, seed=5,
-                                           identifier="bsp-trials")
+    stimuli = synthetic_recordings.stimulus_set(work / "stimuli", n_per_object=args.per_object)
+    fitting = synthetic_recordings.fitting_stimuli(work / "fitting", n_per_object=40)
+    trial_stimuli = synthetic_recordings.stimulus_set(work / "trials", n_per_object=args.per_object, seed=5,
+                                                      identifier="bsp-trials")
     reference = [str(p) for p in default_reference_images(work / "reference", n=args.reference)]
     sets = {"reference": reference, "stimuli": [str(stimuli.get_stimulus(s)) for s in stimuli["stimulus_id"]],
             "fitting": [str(fitting.get_stimulus(s)) for s in fitting["stimulus_id"]],
@@ -63,9 +63,9 @@ def main() -> None:
     targets = {}
     for i, layer in enumerate(LAYERS):
         flat = activations[layer].reshape(len(paths), -1).astype(np.float64)
-        responses = synthetic.planted_responses(flat[part["reference"]], flat[part["stimuli"]], seed=i)
-        targets[f"planted-{layer}"] = from_assembly(synthetic.repeated_assembly(stimuli, responses, "IT", seed=i),
-                                                    "IT", identifier=f"planted-{layer}")
+        responses = synthetic_recordings.planted_responses(flat[part["reference"]], flat[part["stimuli"]], seed=i)
+        assembly = synthetic_recordings.repeated_assembly(stimuli, responses, "IT", seed=i)
+        targets[f"planted-{layer}"] = from_assembly(assembly, "IT", identifier=f"planted-{layer}")
     neural = commit(wrapper, LAYERS, targets, reference=work / "reference", n_components=args.reference,
                     cache_dir=work / "cache")
 
@@ -79,7 +79,7 @@ def main() -> None:
         fit = assembly(part["fitting"], fitting)
         classifier.fit(fit, fit["image_label"])
         proba = classifier.predict_proba(assembly(part["trials"], trial_stimuli))
-        return proba.values[:, [list(proba["choice"].values).index(obj) for obj in synthetic.OBJECTS]]
+        return proba.values[:, [list(proba["choice"].values).index(obj) for obj in synthetic_recordings.OBJECTS]]
 
     cases = []
     for region, layer in zip(targets, LAYERS):
@@ -87,7 +87,7 @@ def main() -> None:
         cases.append({"kind": "neural", "planted": layer, "chosen": neural.region_layer_map[region],
                       "margin": round(margin, 4), "error": round(error, 4)})
     for layer in LAYERS:
-        trials = synthetic.behavioral_trials(trial_stimuli, brainscore_probabilities(layer))
+        trials = synthetic_recordings.behavioral_trials(trial_stimuli, brainscore_probabilities(layer))
         benchmark = SyntheticBehaviorBenchmark(fitting, trials, identifier=f"planted-{layer}-i2n")
         result = commit(wrapper, LAYERS, {"behavior": benchmark}, cache_dir=work / "cache", progress=False)
         margin, error = result.best_margin("behavior")

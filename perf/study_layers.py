@@ -28,18 +28,19 @@ from commitment_speed import peak_rss_mb  # perf/ is on sys.path when this scrip
 
 
 def setup(work: Path, n: int):
-    from brainscore_plugins import synthetic
+    from brainscore_plugins import synthetic_recordings
     from region_commitment import from_assembly
     from region_commitment.reference import default_reference_images
 
-    stimuli = synthetic.stimulus_set(work / "stimuli", n_per_object=50, size=128)
+    stimuli = synthetic_recordings.stimulus_set(work / "stimuli", n_per_object=50, size=128)
     reference = work / f"reference-{n}"
     if not reference.exists():
         source = default_reference_images(work / "builtin", n=n)
         reference.mkdir()
         for path in source:
             (reference / path.name).symlink_to(path)
-    target = from_assembly(synthetic.neural_assembly(stimuli, "IT", n_neuroids=100), "IT", identifier="bench-IT")
+    assembly = synthetic_recordings.neural_assembly(stimuli, "IT", n_neuroids=100)
+    target = from_assembly(assembly, "IT", identifier="bench-IT")
     return target, reference
 
 

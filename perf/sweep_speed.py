@@ -4,7 +4,7 @@
 
 The first ``--models`` checkpoints of ``spvvs_resnet18_imagenet_full``'s training run (forged: random weights of
 the real ResNet-18 in the study's file layout, in a temporary mirror) on the bundled synthetic benchmarks, through
-:func:`brainscore_plugins.sweep.sweep` into a fresh results table per engine: ``local`` (one process per model,
+:func:`brainscore_plugins.scale.sweep.sweep` into a fresh results table per engine: ``local`` (one process per model,
 one at a time), ``ray`` with a local instance of 1 CPU, and of 2 CPUs (one CPU per model's task). The scores of the
 three runs are compared pair by pair. The last line is one JSON object: per run the seconds, models/hour and
 failures, and the largest score difference between runs.
@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("BS_INSTALL_DEPENDENCIES", "no")
 os.environ["RESULTCACHING_DISABLE"] = "1"
-from brainscore_plugins import catalog, forge, results, settings, sweep  # noqa: E402
+from brainscore_plugins import catalog, forge, settings  # noqa: E402
+from brainscore_plugins.scale import results, sweep  # noqa: E402
 
 RUNS = {"local": {"engine": "local"}, "ray_1_worker": {"engine": "ray", "workers": 1},
         "ray_2_workers": {"engine": "ray", "workers": 2}}

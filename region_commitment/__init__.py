@@ -11,7 +11,7 @@ _EXPORTS = {
     "errors": ("BenchmarkUnavailableError", "CommitmentError", "DiskFullError", "InvalidTargetError",
                "RegionCommitmentError"),
     "factories": ("TARGET_FACTORIES", "load_target"),
-    "scoring": ("LayerScore", "LayerView", "Target"),
+    "protocol": ("LayerScore", "LayerView", "Target"),
     "layers": ("candidate_layers",),
     "targets": ("DEFAULT_BENCHMARKS", "RegionTarget", "from_assembly", "from_benchmark", "from_files",
                 "stimulus_set_from_csv"),

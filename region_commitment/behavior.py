@@ -22,12 +22,12 @@ from .pca import project
 from .targets import check_dimensions, check_stimulus_ids, check_unique_stimuli, stimulus_set_from_csv
 
 if TYPE_CHECKING:
-    from .scoring import LayerView
+    from .protocol import LayerView
 
 
 @dataclass
 class BehaviorTarget:
-    """The behavioral target (:class:`~region_commitment.scoring.Target`): a readout of each layer scored by the
+    """The behavioral target (:class:`~region_commitment.protocol.Target`): a readout of each layer scored by the
     benchmark's metric."""
     identifier: str
     fitting_stimuli: object       # StimulusSet with ``image_label`` (placed on screen)

@@ -5,7 +5,7 @@
 the fitting stimuli and metric of a probabilities benchmark, the classifier of ``ProbabilitiesMapping``, the
 ImageNet reference images of ``LayerPCA`` and how a failed download surfaces. A Brain-Score release that renames one
 of them is fixed here; the accessors are tested against :data:`CHECKED_VERSION`
-(``tests/test_brainscore_internals.py``).
+(``tests/region_commitment/test_brainscore_internals.py``).
 """
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from typing import Callable, NamedTuple
 from . import brainscore_internals
 from .behavior import from_behavioral_benchmark
 from .errors import InvalidTargetError
-from .scoring import Target
+from .protocol import Target
 from .targets import from_benchmark
 
 

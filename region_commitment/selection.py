@@ -1,6 +1,6 @@
 """``commit``: choose a layer per region the way Brain-Score's ``LayerSelection`` does, in one forward pass.
 
-Every target (:class:`~region_commitment.scoring.Target`) scores every candidate layer and gets its best one. A
+Every target (:class:`~region_commitment.protocol.Target`) scores every candidate layer and gets its best one. A
 neural target (:mod:`.targets`): PCA of the layer on the reference images (Brain-Score's ``LayerPCA``),
 cross-validated PLS on the target's own splits, median Pearson r over neuroids, mean over splits, ceiled as
 Brain-Score's ``explained_variance`` does (``r**2 / ceiling``). The behavioral target (:mod:`.behavior`): the layer
@@ -35,7 +35,7 @@ from .errors import CommitmentError
 from .factories import load_target
 from .layers import resolve_layers
 from .reference import check_count, reference_images
-from .scoring import LayerScore, LayerView
+from .protocol import LayerScore, LayerView
 from .targets import DEFAULT_BENCHMARKS
 
 REGIONS = ("V1", "V2", "V4", "IT")
@@ -183,7 +183,7 @@ def commit(activations_model, layers: list[str] | str | None = None, benchmarks:
     ``layers``: ``None`` / ``"default"`` (the block-output rule of :mod:`.layers`), ``"study"`` (every named module,
     the scaling-primate-vvs study's search space) or a list of names. ``benchmarks`` maps region -> benchmark
     identifier, benchmark object (:func:`~region_commitment.factories.load_target`) or any
-    :class:`~region_commitment.scoring.Target` (:class:`RegionTarget`, ...), and ``"behavior"`` -> a
+    :class:`~region_commitment.protocol.Target` (:class:`RegionTarget`, ...), and ``"behavior"`` -> a
     Rajalingham2018-style benchmark or :class:`BehaviorTarget` (default: the public benchmarks of Brain-Score's
     ``ModelCommitment``, :data:`DEFAULT_BENCHMARKS`). ``reference``: the PCA reference images (:mod:`.reference`:
     default Brain-Score's own ImageNet images, a folder, ``"brainscore"`` or ``"builtin"``), loaded where a target

@@ -21,7 +21,7 @@ from .errors import InvalidTargetError
 from .pls import cross_validated_score
 
 if TYPE_CHECKING:
-    from .scoring import LayerView
+    from .protocol import LayerView
 
 # the public benchmarks Brain-Score's ModelCommitment selects layers on (and its public behavioral benchmark)
 DEFAULT_BENCHMARKS = {
@@ -35,7 +35,7 @@ DEFAULT_BENCHMARKS = {
 
 @dataclass
 class RegionTarget:
-    """A neural target (:class:`~region_commitment.scoring.Target`): cross-validated PLS from the layer's PCA
+    """A neural target (:class:`~region_commitment.protocol.Target`): cross-validated PLS from the layer's PCA
     projection of its stimuli."""
     region: str
     identifier: str

@@ -1,4 +1,4 @@
-"""Generate brainscore_plugins/data/study_scores.csv and site_scores.csv from the study's published score tables.
+"""Generate brainscore_plugins/scale/data/study_scores.csv and site_scores.csv from the study's published score tables.
 
     python scripts/build_study_scores.py [--reference DIR] [--output FOLDER]
 
@@ -21,7 +21,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_REFERENCE = ROOT.parent / "shared" / "reference" / "scaling_primate_vvs"
-OUTPUT = ROOT / "brainscore_plugins" / "data"
+OUTPUT = ROOT / "brainscore_plugins" / "scale" / "data"
 COLUMNS = ["model_id", "epoch", "latest", "benchmark", "region", "score", "arch", "arch_family", "dataset", "seed",
            "n_params", "n_samples", "samples_per_class", "n_samples_seen", "total_flops", "acc", "is_pretrained",
            "is_random", "is_ssl", "ssl_method", "is_adv", "is_ablation"]

@@ -1,18 +1,30 @@
-"""Shared fixtures. Tests run offline: weights are forged into a temporary mirror, caches are per session."""
+"""Shared fixtures. Tests run offline: weights are forged into a temporary mirror, caches are per session.
+
+Environment variables are set through ``monkeypatch`` (per test) or :func:`isolated_caches` (per session), never by
+writing ``os.environ``; helpers tests share are fixtures here, never imported from another test module.
+"""
+import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))  # the catalog generators' helpers (spvvs_ids, catalog_tools)
+_REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(_REPO / "scripts"))  # the catalog generators' helpers (spvvs_ids, catalog_tools)
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    """The repository's root folder (where CI and a contributor run the tests from)."""
+    return _REPO
 
 
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
     """The study's published tables (CI clones the repository with shared/ beside it)."""
-    path = REPO.parent / "shared" / "reference" / "scaling_primate_vvs"
+    path = _REPO.parent / "shared" / "reference" / "scaling_primate_vvs"
     assert path.is_dir(), f"published tables not found at {path}"
     return path
 
@@ -33,11 +45,13 @@ def isolated_caches(tmp_path_factory):
     """Brain-Score caches ceilings and activations on disk by identifier; synthetic test data must never meet a
     stale entry from another run. region_commitment's feature cache is per session, and its PCA reference set is the
     built-in one unless a test asks for Brain-Score's (tests never download ImageNet); committed maps go to a
-    per-session data folder."""
-    os.environ["RESULTCACHING_DISABLE"] = "1"
-    os.environ["REGION_COMMITMENT_CACHE"] = str(tmp_path_factory.mktemp("region_commitment_cache"))
-    os.environ["REGION_COMMITMENT_REFERENCE"] = "builtin"
-    os.environ["BRAINSCORE_PLUGINS_DATA"] = str(tmp_path_factory.mktemp("user_data"))  # what `commit` writes
+    per-session data folder. Undone when the session ends."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RESULTCACHING_DISABLE", "1")
+        patch.setenv("REGION_COMMITMENT_CACHE", str(tmp_path_factory.mktemp("region_commitment_cache")))
+        patch.setenv("REGION_COMMITMENT_REFERENCE", "builtin")
+        patch.setenv("BRAINSCORE_PLUGINS_DATA", str(tmp_path_factory.mktemp("user_data")))  # what `commit` writes
+        yield
 
 
 @pytest.fixture
@@ -47,13 +61,18 @@ def offline(offline_env, monkeypatch) -> dict:
     return offline_env
 
 
-def use_mirror(mirror: Path, cache: Path, monkeypatch) -> Path:
-    """Point the package at ``mirror`` (forged weights) and the empty ``cache``, with the Hugging Face Hub offline."""
+@pytest.fixture
+def use_mirror(monkeypatch):
+    """``use_mirror(mirror, cache) -> mirror``: point the package at ``mirror`` (forged weights) and the empty
+    ``cache``, with the Hugging Face Hub offline, for this test."""
     from brainscore_plugins import settings
-    monkeypatch.setenv(settings.MIRROR, str(mirror))
-    monkeypatch.setenv(settings.CACHE, str(cache))
-    monkeypatch.setenv(settings.HF_HUB_OFFLINE, "1")
-    return mirror
+
+    def point(mirror: Path, cache: Path) -> Path:
+        monkeypatch.setenv(settings.MIRROR, str(mirror))
+        monkeypatch.setenv(settings.CACHE, str(cache))
+        monkeypatch.setenv(settings.HF_HUB_OFFLINE, "1")
+        return mirror
+    return point
 
 
 @pytest.fixture(scope="session")
@@ -64,8 +83,58 @@ def linked():
     return bridge
 
 
-def run_python(code: str, env: dict, timeout: int = 900):
-    """Run ``code`` in a fresh interpreter (as a user would) and return the completed process."""
-    import subprocess
-    return subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True,
-                          text=True, timeout=timeout, cwd=REPO)
+@pytest.fixture(scope="session")
+def run_python():
+    """``run_python(code, env, timeout=900)``: run ``code`` in a fresh interpreter (as a user would), with ``env``
+    added to the environment, from the repository's root; the completed process."""
+    def run(code: str, env: dict, timeout: int = 900) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True,
+                              text=True, timeout=timeout, cwd=_REPO)
+    return run
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny problems: one torch and BLAS thread (spin-waiting thread pools crawl on a busy 2-core machine)."""
+    import torch
+    from threadpoolctl import threadpool_limits
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def make_store(monkeypatch):
+    """``make_store(directory, arrays, block_columns=40)``: a feature store written as
+    :func:`region_commitment.features.extract` writes it (two batches, column blocks of ``block_columns``)."""
+    from region_commitment import features
+
+    def write(directory: Path, arrays: dict, block_columns: int = 40) -> features.FeatureStore:
+        n = len(next(iter(arrays.values())))
+        monkeypatch.setattr(features, "BLOCK_BYTES", 4 * n * block_columns)
+        directory.mkdir()
+        shapes = {layer: values.shape for layer, values in arrays.items()}
+        blocks = {layer: features._block_width(*shape) for layer, shape in shapes.items()}
+        files = {layer: os.open(features._file(directory, layer), os.O_WRONLY | os.O_CREAT, 0o644)
+                 for layer in arrays}
+        try:
+            for start, stop in [(0, n // 2), (n // 2, n)]:
+                features._write(files, blocks, shapes, {k: v[start:stop] for k, v in arrays.items()}, start)
+        finally:
+            for file in files.values():
+                os.close(file)
+        paths = [f"image{i}.png" for i in range(n)]
+        (directory / "done.json").write_text(json.dumps({"paths": paths, "shapes": shapes, "blocks": blocks}))
+        return features.FeatureStore(directory)
+    return write
+
+
+def pytest_collection_modifyitems(config, items):
+    """The generated plugin folders' own ``test.py`` (what the Brain-Score site runs: models loaded through
+    Brain-Score) are slow; their templates name no marker of ours."""
+    plugins = _REPO / "brainscore_plugins"
+    for item in items:
+        if item.path.is_relative_to(plugins):
+            item.add_marker(pytest.mark.slow)

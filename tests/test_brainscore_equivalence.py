@@ -15,6 +15,9 @@ from PIL import Image
 
 from brainscore_plugins import catalog, factory, forge, settings
 from brainscore_plugins.preprocessing import TRAINING_CONFIG
+from brainscore_plugins.weights import formats
+
+pytestmark = pytest.mark.slow  # equivalence with Brain-Score's own plugin
 
 # one per family: ResNet, EfficientNet, ConvNeXt (EMA weights), DeiT (EMA weights); all also registered by
 # Brain-Score's own scaling_models plugin
@@ -51,7 +54,7 @@ def images(tmp_path_factory) -> list[str]:
 
 def _brainscore_activations(model_id: str, checkpoint: dict, entry, images, layers, tmp_path, env) -> dict:
     torch_home = tmp_path / "torch_home"
-    forge.save_atomically(checkpoint, torch_home / "hub" / "checkpoints" / f"{model_id}_ep{entry.epoch}.pt")
+    formats.save_atomically(checkpoint, torch_home / "hub" / "checkpoints" / f"{model_id}_ep{entry.epoch}.pt")
     out = tmp_path / "theirs.npz"
     import subprocess
     import sys
@@ -67,7 +70,7 @@ def test_same_activations_as_brainscores_own_plugin(model_id, images, offline, l
     import brainscore_vision
     entry = catalog.resolve(model_id)
     checkpoint = forge.forged_checkpoint(entry)
-    forge.save_atomically(checkpoint, Path(offline[settings.MIRROR]) / entry.weights_file)
+    formats.save_atomically(checkpoint, Path(offline[settings.MIRROR]) / entry.weights_file)
     ours = brainscore_vision.load_model(f"spvvs_{model_id}")
     layers = list(dict.fromkeys([*entry.layers, *ours.layer_model.region_layer_map.values()]))
     theirs = _brainscore_activations(model_id, checkpoint, entry, images, layers, tmp_path, offline)

@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from brainscore_plugins import catalog, errors, factory, forge, settings, synthetic
+from brainscore_plugins import catalog, errors, factory, forge, settings, synthetic_recordings
 from brainscore_plugins.families import spvvs
-from conftest import run_python
+from brainscore_plugins.weights import formats
+
+pytestmark = pytest.mark.slow  # fresh interpreters and full Brain-Score runs
 
 # one identifier per family of checkpoints that the tests forge in the exact published layout
 FORGED = [
@@ -28,9 +30,9 @@ import json, sys
 import numpy as np, torch
 import brainscore_vision
 from brainscore_vision.model_helpers.brain_transformation import ModelCommitment
-from brainscore_plugins import catalog, errors, factory, settings, synthetic
+from brainscore_plugins import catalog, errors, factory, settings, synthetic_recordings
 
-stimuli = synthetic.stimulus_set(settings.cache_dir() / "stimuli", n_per_object=1, size=64)
+stimuli = synthetic_recordings.stimulus_set(settings.cache_dir() / "stimuli", n_per_object=1, size=64)
 results = {}
 for identifier in sys.argv[1:] or %r:
     model = brainscore_vision.load_model(identifier)
@@ -66,14 +68,14 @@ def forged_mirror(offline_env):
     return offline_env
 
 
-def test_load_model_look_at_matches_direct_model_in_fresh_process(forged_mirror, linked):
+def test_load_model_look_at_matches_direct_model_in_fresh_process(forged_mirror, linked, run_python):
     process = run_python(LOOK_AT % (FORGED,), forged_mirror)
     assert process.returncode == 0, process.stderr[-3000:]
     results = json.loads(process.stdout.split("RESULT", 1)[1])
     assert set(results) == set(FORGED)
     for identifier, result in results.items():
         assert result["finite"], identifier
-        assert result["shape"][0] == len(synthetic.OBJECTS) and result["shape"][1] > 0, (identifier, result)
+        assert result["shape"][0] == len(synthetic_recordings.OBJECTS) and result["shape"][1] > 0, (identifier, result)
         assert result["relative_diff"] < 1e-5, (identifier, result)  # batch-size-dependent float kernels only
 
 
@@ -85,7 +87,7 @@ def test_ema_weights_are_the_ones_loaded(forged_mirror, offline):
     assert all(torch.equal(loaded[k], ema[k]) for k in ema)
 
 
-def test_score_runs_through_brainscore(forged_mirror, linked):
+def test_score_runs_through_brainscore(forged_mirror, linked, run_python):
     """A neural and a behavioral benchmark (ModelCommitment's committed V1 layer and its behavioral readout)."""
     code = ("import brainscore_vision; s = brainscore_vision.score('spvvs_resnet18_imagenet_full', "
             "'bsp-synthetic.V1-pls'); print('RESULT=', float(s), float(s.raw), float(s.ceiling)); "
@@ -122,14 +124,14 @@ def test_wrong_nesting_and_wrong_keys_are_clear_errors(offline):
     identifier = "spvvs_resnet18_imagenet_full.ep3"
     entry = catalog.resolve(identifier)
     weights = forge.forged_state_dict(entry)
-    forge.save_atomically(weights, Path(offline[settings.MIRROR]) / entry.weights_file)  # flat, not nested
+    formats.save_atomically(weights, Path(offline[settings.MIRROR]) / entry.weights_file)  # flat, not nested
     with pytest.raises(errors.CheckpointInvalidError, match=r"checkpoint\['state'\]\['model'\]"):
         factory.create_model(identifier)
     identifier = "spvvs_resnet18_imagenet_full.ep4"
     entry = catalog.resolve(identifier)
     weights = forge.forged_state_dict(entry)
     weights["fc.weights"] = weights.pop("fc.weight")
-    forge.save_atomically(spvvs.composer_checkpoint(weights, "model"),
+    formats.save_atomically(spvvs.composer_checkpoint(weights, "model"),
                           Path(offline[settings.MIRROR]) / entry.weights_file)
     with pytest.raises(errors.CheckpointInvalidError, match="Missing keys: fc.weight.*Unexpected keys: fc.weights"):
         factory.create_model(identifier)

@@ -6,7 +6,6 @@ import sys
 import pytest
 
 from brainscore_plugins import settings
-from conftest import REPO
 
 SETTINGS_MODULES = {"brainscore_plugins/settings.py", "region_commitment/settings.py"}
 
@@ -24,11 +23,12 @@ def _reads_environment(node) -> bool:
     return False
 
 
-def test_only_the_settings_modules_read_environment_variables():
+@pytest.mark.slow
+def test_only_the_settings_modules_read_environment_variables(repo):
     readers = []
     for package in ("brainscore_plugins", "region_commitment"):
-        for path in sorted((REPO / package).rglob("*.py")):
-            relative = str(path.relative_to(REPO))
+        for path in sorted((repo / package).rglob("*.py")):
+            relative = str(path.relative_to(repo))
             if relative in SETTINGS_MODULES:
                 continue
             for node in ast.walk(ast.parse(path.read_text())):
@@ -37,10 +37,11 @@ def test_only_the_settings_modules_read_environment_variables():
     assert readers == [], f"read environment variables through a settings module: {readers}"
 
 
-def test_every_variable_is_in_the_readme_and_the_help():
-    readme = (REPO / "README.md").read_text()
+@pytest.mark.slow
+def test_every_variable_is_in_the_readme_and_the_help(repo):
+    readme = (repo / "README.md").read_text()
     help_text = subprocess.run([sys.executable, "-m", "brainscore_plugins.cli", "--help"], capture_output=True,
-                               text=True, cwd=REPO, timeout=120).stdout
+                               text=True, cwd=repo, timeout=120).stdout
     for variable in settings.variables():
         assert f"`{variable.name}`" in readme and variable.name in help_text, variable.name
 

@@ -176,26 +176,20 @@ def subject_vertices(predictions: np.ndarray, subject: Subject, group: np.ndarra
 
 
 def search_layers(candidate) -> list[str]:
-    """The layers the whole-cortex search runs over: a catalogued model's candidate layers (its committed
-    ``ModelCommitment`` lists only the committed ones), else the model's ``layers`` (Brain-Score's candidates)."""
-    from .. import candidates, catalog
-    from ..errors import ModelNotFoundError
-    try:
-        entry = catalog.resolve(candidate.identifier)
-    except ModelNotFoundError:
-        return list(candidate.layers)
-    return candidates.candidate_layers(entry, brainscore_internals.torch_module(candidate.activations_model))
+    """The layers the whole-cortex search runs over: the model's ``candidate_layers`` where it carries them (ours
+    do: a committed ``ModelCommitment`` lists only the committed ones as ``layers``), else its ``layers``."""
+    layers = getattr(candidate, "candidate_layers", None)
+    return list(candidate.layers if layers is None else layers)
 
 
 def layer_grids(activations_model, layers: list[str], path: str) -> dict[str, encoding.LayerGrid]:
     """Each layer's output shape as a :class:`.encoding.LayerGrid`, from one image: ``(N, T, C)`` token grids (leading
     tokens beyond a square grid, such as a class token, are the prefix), ``(N, C, H, W)`` maps, anything else flat;
-    a catalogued model's family may declare a layer's map channels-last and its pre-pool size
-    (:func:`..candidates.feature_maps`)."""
-    from ..candidates import feature_maps
+    an activations model may declare, as ``feature_maps``, a layer's map channels-last and its pre-pool size (ours
+    do, from their family: :func:`..candidates.feature_maps`)."""
     from ..families import FeatureMap
     model = brainscore_internals.torch_module(activations_model)
-    declared = feature_maps(activations_model.identifier, model)
+    declared = getattr(activations_model, "feature_maps", {})
     shapes, modules = {}, dict(model.named_modules())
     handles = [modules[layer].register_forward_hook(
         lambda module, inputs, output, layer=layer: shapes.__setitem__(layer, tuple(output.shape)))

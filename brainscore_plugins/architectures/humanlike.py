@@ -65,18 +65,9 @@ def build(arch: str, num_classes: int = 0) -> VisionTransformer:
     return model
 
 
-def _vit(model_or_arch) -> VisionTransformer:
-    if isinstance(model_or_arch, str):
-        with torch.device("meta"):
-            return build(model_or_arch)
-    return model_or_arch
-
-
-def candidate_layers(model_or_arch) -> list[str]:
+def candidate_layers(model) -> list[str]:
     """Layers a region may be committed to, readout last: ``blocks.0`` ... ``blocks.<depth-1>``, ``norm``,
-    ``fc_norm`` (the class token). Accepts a humanlike-vits arch name or any timm ``VisionTransformer`` with a class
-    token and ``global_pool='token'``."""
-    model = _vit(model_or_arch)
+    ``fc_norm`` (the class token), of a timm ``VisionTransformer`` with a class token and ``global_pool='token'``."""
     if not isinstance(model, VisionTransformer):
         raise ValueError(f"candidate_layers covers timm VisionTransformers, not {type(model).__name__}")
     if getattr(model, "global_pool", None) != "token" or model.cls_token is None:

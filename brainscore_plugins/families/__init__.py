@@ -4,7 +4,8 @@ A family module in this package (``<prefix>.py``) calls :func:`register` with a 
 prefix, catalog CSV and the script generating it, citation, checkpoint formats (where the weights sit in the file, a
 state-dict filter, how to forge a test file), default preprocessing, candidate layers, evaluation batch size and how
 the fMRI encoding search reads its feature maps (:class:`FeatureMap`). The catalog, factory, forging, plugin
-generation and the command line loop over :func:`all_families` and never name a family. Adding one: the module, its
+generation and the command line loop over :func:`all_families` and never name a family; this module imports no
+catalog (the catalog reads the families, never the other way round). Adding one: the module, its
 generator script and CSV, then ``brainscore-plugins generate`` (README, "Adding a model family"). Modules are
 discovered, not listed, on first use.
 """
@@ -48,9 +49,9 @@ class Family:
     catalog: str                   # CSV file under brainscore_plugins/data/
     generator: str                 # the script (under scripts/) that writes the CSV
     citation: str                  # BibTeX
-    formats: Mapping               # checkpoint_format column value -> checkpoint.CheckpointFormat
+    formats: Mapping               # checkpoint_format column value -> weights.formats.CheckpointFormat
     preprocessing: str             # default pipeline of brainscore_plugins.preprocessing
-    published: Mapping[str, int]   # what the study published: {"models": n, "checkpoints": n}
+    published_counts: Mapping[str, int]  # what the study published: {"models": n, "checkpoints": n}
     test_identifiers: tuple[str, ...]  # identifiers the generated plugin test.py loads
     requirements: tuple[str, ...] = ("torch", "torchvision", "timm", "numpy<2")
     candidate_layers: Callable = _block_outputs        # built network -> candidate layers, readout last
@@ -98,14 +99,6 @@ def all_families() -> dict[str, Family]:
     """Prefix -> family, in prefix order."""
     _discover()
     return dict(sorted(_REGISTRY.items()))
-
-
-def registered_identifiers(prefix: str) -> list[str]:
-    """Every identifier the plugin folder of family ``prefix`` registers: the catalog's, then (for a family with an
-    fMRI predictor) each with :data:`FMRI_SUFFIX`."""
-    from ..catalog import registered
-    identifiers = [identifier for identifier, _ in registered(prefix)]
-    return identifiers + ([i + FMRI_SUFFIX for i in identifiers] if get(prefix).fmri_predictor else [])
 
 
 def get(prefix: str) -> Family:

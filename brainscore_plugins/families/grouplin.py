@@ -16,11 +16,11 @@ import numpy as np
 import torch
 
 from ..architectures import grouplin
-from ..checkpoint import (CheckpointFormat, SafetensorsFormat, extract_state_dict, safe_load, load_strict,
-                          storage_bound)
-from ..errors import CheckpointInvalidError
 from ..algonauts import splits
+from ..errors import CheckpointInvalidError
 from ..preprocessing import ALGONAUTS23, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
+from ..weights.formats import CheckpointFormat, SafetensorsFormat, extract_state_dict, load_strict
+from ..weights.unpickle import safe_load, storage_bound
 from . import Family, register
 
 TRUNK_HF_REPO = f"timm/{grouplin.TRUNK}"
@@ -55,9 +55,9 @@ def forge_trunk(path, seed: int = 0):
 
 
 def _load_pretrained_trunk(trunk: torch.nn.Module) -> None:
-    from .. import hub
-    weights = hub.fetch_hf(TRUNK_HF_REPO, TRUNK_FILE, mirror_path=TRUNK_MIRROR_PATH)
-    hub.use(weights, TRUNK_HF_REPO, lambda path: SafetensorsFormat().load_into(trunk, path))
+    from ..weights import fetch
+    weights = fetch.fetch_hf(TRUNK_HF_REPO, TRUNK_FILE, mirror_path=TRUNK_MIRROR_PATH)
+    fetch.trust_after_load(weights, TRUNK_HF_REPO, lambda path: SafetensorsFormat().load_into(trunk, path))
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ def nsd_seen(entry, predictor: bool):
     return training_images if predictor or entry.checkpoint_format == "grouplin-finetune" else None
 
 
-def candidate_layers(model=None) -> list[str]:
+def candidate_layers(model) -> list[str]:
     """The trunk's blocks (token grids, class token first), then its pooled embedding ``trunk.fc_norm`` (readout)."""
     return [f"trunk.blocks.{i}" for i in range(12)] + ["trunk.fc_norm"]
 
@@ -133,7 +133,7 @@ FAMILY = register(Family(
     formats={"grouplin-head": GroupLinFormat(None, "", partial(_forge, False)),
              "grouplin-finetune": GroupLinFormat(None, "", partial(_forge, True), finetuned=True)},
     preprocessing=ALGONAUTS23,  # the authors' evaluation: PIL bicubic 256, then antialiased bicubic 224, CLIP norm
-    published={"models": 2, "checkpoints": 2},
+    published_counts={"models": 2, "checkpoints": 2},
     test_identifiers=("grouplin_phase1",),
     requirements=("torch", "torchvision", "timm", "numpy<2", "huggingface_hub", "safetensors"),
     candidate_layers=candidate_layers,

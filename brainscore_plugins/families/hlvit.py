@@ -13,7 +13,7 @@ from functools import partial
 import torch
 
 from ..architectures import humanlike
-from ..checkpoint import CheckpointFormat
+from ..weights.formats import CheckpointFormat
 from ..preprocessing import TRAINING_CONFIG
 from . import Family, register
 
@@ -74,7 +74,7 @@ FAMILY = register(Family(
              "mae-finetune": CheckpointFormat(None, "", partial(_forge, True),
                                               state_dict_filter=humanlike.adapt_pos_embed)},
     preprocessing=TRAINING_CONFIG,  # the author's evaluation transform (no Brain-Score scores were published)
-    published={"models": 156, "checkpoints": 156},
+    published_counts={"models": 156, "checkpoints": 156},
     test_identifiers=("hlvit_vits14_0.1_3",),
     requirements=("torch", "torchvision", "timm", "numpy<2", "huggingface_hub"),
     candidate_layers=humanlike.candidate_layers,

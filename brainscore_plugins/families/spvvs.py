@@ -12,7 +12,7 @@ from functools import partial
 
 import torch
 
-from ..checkpoint import CheckpointFormat
+from ..weights.formats import CheckpointFormat
 from ..preprocessing import BRAINSCORE
 from . import Family, register
 
@@ -64,7 +64,7 @@ FAMILY = register(Family(
              "composer-ssl": CheckpointFormat("state", "", partial(_forge, ""))},
     # Brain-Score's own scaling_models plugin pipeline: what the study's published scores were made with
     preprocessing=BRAINSCORE,
-    published={"models": 811, "checkpoints": 10751},
+    published_counts={"models": 811, "checkpoints": 10751},
     test_identifiers=("spvvs_alexnet_ecoset_full_seed-0", "spvvs_resnet34_imagenet_full.ep5"),
     requirements=("torch", "torchvision", "timm", "numpy<2", "albumentations<2"),
 ))

@@ -40,7 +40,7 @@ Where the released code contradicts itself, the reading the study's numbers must
 from __future__ import annotations
 
 from ..architectures import internimage, onepeace
-from ..checkpoint import CheckpointFormat, SafetensorsFormat
+from ..weights.formats import CheckpointFormat, SafetensorsFormat
 from ..preprocessing import IMAGENET_MEAN, IMAGENET_STD, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, UNNORMALIZED
 from . import Family, FeatureMap, register
 
@@ -106,7 +106,7 @@ FAMILY = register(Family(
              "one-peace": CheckpointFormat(None, "", lambda entry, weights, seed: onepeace.checkpoint(weights, seed),
                                            state_dict_filter=lambda weights, _: onepeace.vision_state_dict(weights))},
     preprocessing=UNNORMALIZED,
-    published={"models": 7, "checkpoints": 7},
+    published_counts={"models": 7, "checkpoints": 7},
     test_identifiers=("svenc_eva02-clip-base",),
     requirements=("torch", "torchvision", "timm", "numpy<2", "huggingface_hub", "safetensors"),
     candidate_layers=candidate_layers,

@@ -9,7 +9,7 @@ from brainscore_vision.benchmark_helpers.neural_common import NeuralBenchmark, a
 from brainscore_vision.benchmarks import BenchmarkBase
 from brainscore_vision.benchmarks.rajalingham2018.benchmarks.benchmark import _DicarloRajalingham2018
 
-from brainscore_plugins import settings, synthetic
+from brainscore_plugins import settings, synthetic_recordings
 
 VISUAL_DEGREES = 8
 NUMBER_OF_TRIALS = 1
@@ -17,8 +17,8 @@ BIBTEX = ""
 
 
 def SyntheticRegionBenchmark(region: str, seed: int = 0) -> NeuralBenchmark:
-    stimuli = synthetic.stimulus_set(settings.cache_dir() / "synthetic_stimuli", seed=seed)
-    repetitions = synthetic.neural_assembly(stimuli, region=region, seed=seed + ord(region[-1]))
+    stimuli = synthetic_recordings.stimulus_set(settings.cache_dir() / "synthetic_stimuli", seed=seed)
+    repetitions = synthetic_recordings.neural_assembly(stimuli, region=region, seed=seed + ord(region[-1]))
     repetitions = apply_keep_attrs(repetitions, lambda a: a.squeeze("time_bin"))  # as MajajHong2015 does
     assembly = average_repetition(repetitions)
     ceiler = load_ceiling("internal_consistency")
@@ -30,13 +30,14 @@ def SyntheticRegionBenchmark(region: str, seed: int = 0) -> NeuralBenchmark:
 
 
 def pixel_observer_trials(fitting, stimuli, seed: int = 0):
-    """Trials of an observer reading objects out of image statistics (``synthetic.image_features``)."""
+    """Trials of an observer reading objects out of image statistics (``synthetic_recordings.image_features``)."""
     from sklearn.linear_model import LogisticRegression
 
-    observer = LogisticRegression(C=0.1).fit(synthetic.image_features(fitting), fitting["image_label"].values)
-    proba = observer.predict_proba(synthetic.image_features(stimuli))
-    order = [list(observer.classes_).index(obj) for obj in synthetic.OBJECTS]
-    return synthetic.behavioral_trials(stimuli, proba[:, order], seed=seed)
+    observer = LogisticRegression(C=0.1).fit(synthetic_recordings.image_features(fitting),
+                                             fitting["image_label"].values)
+    proba = observer.predict_proba(synthetic_recordings.image_features(stimuli))
+    order = [list(observer.classes_).index(obj) for obj in synthetic_recordings.OBJECTS]
+    return synthetic_recordings.behavioral_trials(stimuli, proba[:, order], seed=seed)
 
 
 class SyntheticBehaviorBenchmark(_DicarloRajalingham2018):
@@ -46,8 +47,8 @@ class SyntheticBehaviorBenchmark(_DicarloRajalingham2018):
     def __init__(self, fitting_stimuli=None, assembly=None, seed: int = 0, identifier: str = "bsp-synthetic-i2n"):
         if fitting_stimuli is None:
             root = settings.cache_dir() / "synthetic_stimuli"
-            fitting_stimuli = synthetic.fitting_stimuli(root, seed=seed + 100)
-            stimuli = synthetic.stimulus_set(root, seed=seed + 200, identifier="bsp-trials")
+            fitting_stimuli = synthetic_recordings.fitting_stimuli(root, seed=seed + 100)
+            stimuli = synthetic_recordings.stimulus_set(root, seed=seed + 200, identifier="bsp-trials")
             assembly = pixel_observer_trials(fitting_stimuli, stimuli, seed=seed)
         self._metric = load_metric("i2n")
         self._fitting_stimuli = fitting_stimuli

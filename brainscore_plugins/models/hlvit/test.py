@@ -21,7 +21,7 @@ def forged_weights(tmp_path, monkeypatch):
 @pytest.mark.parametrize("identifier", IDENTIFIERS)
 def test_identifier(identifier, tmp_path):
     forge.forge_into_mirror(identifier, tmp_path / "mirror")
-    found = factory.commitment(identifier)
+    found = factory.region_map(identifier)
     if found is None:  # no map yet: loading says how to make one; the activations model works
         with pytest.raises(errors.NotCommittedError, match=f"brainscore-plugins commit {identifier}"):
             brainscore_vision.load_model(identifier)

@@ -1,0 +1,148 @@
+"""The results table: one row per model x benchmark score, in a Parquet file that only ever grows by whole rows.
+
+Every write replaces the file atomically (a temporary file in the same folder, then ``os.replace``) under an
+exclusive lock on ``<file>.lock``, so a reader never sees half a table, concurrent writers lose nothing, and a sweep
+killed midway leaves the rows it finished. A pair (identifier, benchmark) has at most one row: a new row replaces a
+failed one; an ``ok`` row is never replaced (:func:`append` drops the newcomer).
+
+Schema ``SCHEMA_VERSION`` (the columns of :data:`COLUMNS`). A table of an older schema is migrated when read (version 0:
+a table without ``schema_version``, e.g. written by hand or an earlier export, holding at least identifier,
+benchmark and score; version 1: no ``metric``, ``unit`` and ``preprocessing``; its scores were all fractions, the
+Algonauts ones included, so its rows get unit ``fraction``, metric ``brainscore`` ('' on an Algonauts benchmark: it
+recorded none) and preprocessing ``unknown``); a newer one is refused with the fix (upgrade).
+"""
+from __future__ import annotations
+
+import fnmatch
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from region_commitment.atomic import replacing
+
+from .. import settings
+from ..errors import ResultsTableError
+from . import units
+
+SCHEMA_VERSION = 2
+OK, FAILED = "ok", "failed"
+# column -> pandas dtype; strings are "" when absent, numbers NaN
+COLUMNS = {
+    "identifier": "string", "benchmark": "string", "status": "string",
+    "score": "float64", "error": "float64", "ceiling": "float64", "raw": "float64", "metric": "string",
+    "unit": "string", "error_message": "string",
+    "family": "string", "model_id": "string", "arch": "string", "dataset": "string", "epoch": "Int64",
+    "layers": "string", "commitment_source": "string", "preprocessing": "string",
+    "published_score": "float64", "published_difference": "float64",
+    "package_version": "string", "brainscore_vision_version": "string",
+    "timestamp": "string", "wall_s": "float64", "peak_rss_mb": "float64", "schema_version": "Int64",
+}
+REQUIRED_V0 = ("identifier", "benchmark", "score")
+FILTERS = ("identifier", "benchmark", "family", "arch", "dataset", "status")
+
+
+def default_path() -> Path:
+    """``results.parquet`` in the user data folder (``$BRAINSCORE_PLUGINS_DATA``)."""
+    return settings.data_dir() / "results.parquet"
+
+
+def frame(rows: list[dict]) -> pd.DataFrame:
+    """``rows`` as a table of the current schema (missing columns empty, every column its dtype)."""
+    table = pd.DataFrame(rows, columns=list(COLUMNS))
+    return _typed(table)
+
+
+def _typed(table: pd.DataFrame) -> pd.DataFrame:
+    for column, dtype in COLUMNS.items():
+        if dtype == "string":
+            table[column] = table[column].astype("string").fillna("")
+        else:
+            table[column] = pd.to_numeric(table[column], errors="coerce").astype(dtype)
+    return table[list(COLUMNS)]
+
+
+def read(path: str | Path | None = None) -> pd.DataFrame:
+    """The table at ``path`` (default :func:`default_path`), migrated to the current schema; an empty table when the
+    file does not exist.
+
+    Raises:
+        ResultsTableError: not a Parquet results table, or one written by a newer version.
+    """
+    path = Path(path or default_path())
+    if not path.exists():
+        return frame([])
+    try:
+        table = pd.read_parquet(path)
+    except Exception as error:  # pyarrow's errors have no common base worth naming
+        raise ResultsTableError(f"{path} is not a results table (Parquet): {str(error).splitlines()[0]}; pass "
+                                f"another --results file or move this one away") from None
+    return _migrated(table, path)
+
+
+def _migrated(table: pd.DataFrame, path: Path) -> pd.DataFrame:
+    versions = set(table["schema_version"].dropna().astype(int)) if "schema_version" in table else {0}
+    if max(versions, default=0) > SCHEMA_VERSION:
+        raise ResultsTableError(f"{path} has schema version {max(versions)}, newer than this brainscore-plugins "
+                                f"reads ({SCHEMA_VERSION}); upgrade brainscore-plugins")
+    missing = [column for column in REQUIRED_V0 if column not in table]
+    if missing:
+        raise ResultsTableError(f"{path} is not a results table: no column {', '.join(missing)}; pass another "
+                                f"--results file")
+    table = table.reindex(columns=list(COLUMNS))
+    if 0 in versions:  # version 0: scores without status; a score that is not a number failed
+        table["status"] = np.where(pd.to_numeric(table["score"], errors="coerce").notna(), OK, FAILED)
+    if versions & {0, 1}:  # before version 2: every score a fraction, its metric and preprocessing unrecorded
+        fraction = table["benchmark"].astype(str).map(units.unit) == units.FRACTION
+        table["unit"] = table["unit"].fillna(units.FRACTION)
+        table["metric"] = table["metric"].fillna(pd.Series(np.where(fraction, units.BRAINSCORE, ""), table.index))
+        table["preprocessing"] = table["preprocessing"].fillna("unknown")
+    table["schema_version"] = SCHEMA_VERSION
+    return _typed(table)
+
+
+def append(rows: list[dict], path: str | Path | None = None) -> pd.DataFrame:
+    """Add ``rows`` to the table at ``path`` (created with its folder if needed) and return the table written. A row
+    replaces an earlier failed row of its (identifier, benchmark); a pair that already scored ``ok`` keeps that row."""
+    from filelock import FileLock
+
+    path = Path(path or default_path())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{path}.lock"):
+        table = read(path)
+        kept = set(zip(table.identifier[table.status == OK], table.benchmark[table.status == OK]))
+        new = frame([row for row in rows if (row["identifier"], row["benchmark"]) not in kept])
+        replaced = table.set_index(["identifier", "benchmark"]).index.isin(
+            new.set_index(["identifier", "benchmark"]).index)
+        table = pd.concat([table[~replaced], new], ignore_index=True) if len(table) else new
+        with replacing(path) as temporary:
+            table.to_parquet(temporary, index=False)
+    return table
+
+
+def scored(table: pd.DataFrame, retry_failed: bool = False) -> set[tuple[str, str]]:
+    """The (identifier, benchmark) pairs a sweep skips: every row's, or only the ``ok`` ones' with ``retry_failed``."""
+    done = table if not retry_failed else table[table.status == OK]
+    return set(zip(done.identifier, done.benchmark))
+
+
+def select(table: pd.DataFrame, epoch: int | None = None, **patterns: str | None) -> pd.DataFrame:
+    """The rows whose ``FILTERS`` columns match the given shell globs (and ``epoch``)."""
+    unknown = set(patterns) - set(FILTERS)
+    if unknown:
+        raise ValueError(f"cannot filter on {', '.join(sorted(unknown))}; filters: {', '.join(FILTERS)}")
+    keep = pd.Series(True, index=table.index)
+    for column, pattern in patterns.items():
+        if pattern is not None:
+            keep &= table[column].map(lambda value: fnmatch.fnmatchcase(value, pattern)).astype(bool)
+    if epoch is not None:
+        keep &= table.epoch.eq(epoch).fillna(False).astype(bool)
+    return table[keep]
+
+
+def export(table: pd.DataFrame, path: str | Path, kind: str) -> None:
+    """Write ``table`` as ``csv`` or ``json`` (records) to ``path`` atomically."""
+    with replacing(Path(path)) as temporary:
+        if kind == "csv":
+            table.to_csv(temporary, index=False)
+        else:
+            table.to_json(temporary, orient="records", indent=1)

@@ -1,0 +1,188 @@
+"""Sweeps: many models x benchmarks scored into one results table, resumable, locally or on a Ray cluster.
+
+The unit of work is a model (:class:`.scoring.Task`: one identifier and its benchmarks still to score), run in a
+process of its own, so memory is bounded by the largest model and a crash costs one model. Only this driver writes
+the table (:func:`.results.append`, atomically, after each model), so a sweep killed midway keeps every finished
+model and a rerun skips it: pairs already in the table are not scored again (failed ones with ``retry_failed``).
+
+Engines: ``local`` (default): ``jobs`` models at a time, each in a fresh process forked from a server that imported
+torch and Brain-Score once (``multiprocessing``'s forkserver), with the driver's environment. ``ray``: one Ray task
+per model with its resource request (``cpus``, ``memory_gb``) on the cluster at ``address`` (default: a local
+instance with ``workers`` CPUs), the driver's brainscore-plugins / Brain-Score variables forwarded to the workers.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+from . import results
+from ..errors import ModelNotFoundError
+from .scoring import Task, check_benchmarks, first_line, score_model
+
+_logger = logging.getLogger(__name__)
+ENGINES = ("local", "ray")
+# prefixes of the environment variables a Ray worker needs from the driver (paths, offline switches, caches)
+FORWARDED_PREFIXES = ("BRAINSCORE_PLUGINS_", "REGION_COMMITMENT_", "BS_", "RESULTCACHING_", "MT_", "HF_",
+                      "TORCH_HOME", "XDG_", "OMP_NUM_THREADS")
+
+
+@dataclass
+class Summary:
+    """What a sweep did: models and rows written, failures, wall time."""
+    models: int
+    rows: int
+    failed: int
+    skipped: int
+    seconds: float
+
+    @property
+    def models_per_hour(self) -> float:
+        return self.models / self.seconds * 3600 if self.seconds else math.nan
+
+
+def plan(identifiers: list[str], benchmarks: list[str], table, retry_failed: bool = False) -> list[Task]:
+    """One task per model with the benchmarks not yet in ``table``, in the given order; models with none left drop
+    out."""
+    done = results.scored(table, retry_failed)
+    tasks = [Task(identifier, tuple(b for b in benchmarks if (identifier, b) not in done)) for identifier in identifiers]
+    return [task for task in tasks if task.benchmarks]
+
+
+def sweep(identifiers: list[str], benchmarks: list[str], path: str | Path | None = None, *, engine: str = "local",
+          jobs: int = 1, address: str | None = None, workers: int | None = None, cpus: float = 1,
+          memory_gb: float | None = None, retry_failed: bool = False, progress: bool = True) -> Summary:
+    """Score every identifier on every benchmark into the results table at ``path`` (default
+    :func:`.results.default_path`), skipping pairs already there.
+
+    Raises:
+        ModelNotFoundError: no identifiers. BenchmarkNotFoundError: an unknown benchmark (both before anything runs).
+        ResultsTableError: the table cannot be read.
+        ValueError: an unknown engine, or ``jobs`` / ``workers`` / ``cpus`` not positive.
+    """
+    if not identifiers:
+        raise ModelNotFoundError("nothing to sweep: the selection matched no identifier (see `brainscore-plugins "
+                                 "list` with the same patterns)")
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    if min(jobs, workers or 1, cpus) <= 0:
+        raise ValueError("--jobs, --workers and --cpus must be positive")
+    check_benchmarks(benchmarks)
+    path = Path(path or results.default_path())
+    tasks = plan(identifiers, benchmarks, results.read(path), retry_failed)
+    skipped = len(identifiers) * len(benchmarks) - sum(len(task.benchmarks) for task in tasks)
+    summary = Summary(models=0, rows=0, failed=0, skipped=skipped, seconds=0.0)
+    if not tasks:
+        return summary
+    from tqdm.auto import tqdm
+
+    start = time.perf_counter()
+    with tqdm(total=len(tasks), unit="model", desc="sweep", disable=not progress) as bar:
+        def record(rows: list[dict]) -> None:
+            results.append(rows, path)
+            summary.models += 1
+            summary.rows += len(rows)
+            summary.failed += sum(row["status"] == results.FAILED for row in rows)
+            bar.set_postfix(failed=summary.failed)
+            bar.update()
+
+        if engine == "local":
+            _run_local(tasks, jobs, record)
+        else:
+            _run_ray(tasks, address, workers or jobs, cpus, memory_gb, record)
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def failed_rows(task: Task, message: str) -> list[dict]:
+    """A ``failed`` row per benchmark of a model whose process died before it answered."""
+    from .scoring import model_columns
+    return [{**model_columns(task.identifier, b, math.nan), "benchmark": b, "status": results.FAILED,
+             "score": math.nan, "error_message": message} for b in task.benchmarks]
+
+
+def _run_local(tasks: list[Task], jobs: int, record: Callable[[list[dict]], None]) -> None:
+    import multiprocessing
+
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["torch", "brainscore_vision", "brainscore_plugins.scale.scoring"])
+    children: set = set()
+    with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
+        futures = [pool.submit(_in_child, context, task, children) for task in tasks]
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                record(future.result())
+        except BaseException:  # interrupted: stop the running models, write nothing more
+            for future in futures:
+                future.cancel()
+            for child in list(children):
+                child.terminate()
+            raise
+
+
+def _in_child(context, task: Task, children: set) -> list[dict]:
+    """``score_model(task)`` in a fresh process with the driver's environment; failed rows if it dies."""
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_child_main, args=(task, send, dict(os.environ)), name=f"score {task.identifier}")
+    child.start()
+    children.add(child)
+    send.close()
+    try:
+        rows = receive.recv()
+    except EOFError:
+        rows = None
+    child.join()
+    children.discard(child)
+    if rows is None:
+        reason = "killed: out of memory?" if child.exitcode == -9 else "see its log"
+        return failed_rows(task, f"the process scoring {task.identifier} exited with status {child.exitcode} "
+                                 f"before it answered ({reason})")
+    return rows
+
+
+def _child_main(task: Task, send, environ: dict) -> None:
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's: it stops the children (SIGTERM)
+    os.environ.clear()
+    os.environ.update(environ)  # the forkserver's environment is the one it started with, not the driver's now
+    send.send(score_model(task))
+    send.close()
+
+
+def forwarded_environment(environ: Iterable[tuple[str, str]] | None = None) -> dict[str, str]:
+    """The driver's variables a Ray worker needs (:data:`FORWARDED_PREFIXES`)."""
+    items = os.environ.items() if environ is None else environ
+    return {k: v for k, v in items if k.startswith(FORWARDED_PREFIXES)}
+
+
+def _run_ray(tasks: list[Task], address: str | None, workers: int, cpus: float, memory_gb: float | None,
+             record: Callable[[list[dict]], None]) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise ValueError("--engine ray needs Ray: pip install 'brainscore-plugins[ray]'") from None
+    ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
+             runtime_env={"env_vars": forwarded_environment()}, log_to_driver=False,
+             logging_level=logging.WARNING, configure_logging=True)
+    try:
+        options = {"num_cpus": cpus, "max_retries": 0}
+        if memory_gb:
+            options["memory"] = int(memory_gb * 2 ** 30)
+        remote = ray.remote(score_model).options(**options)
+        pending = {remote.remote(task): task for task in tasks}
+        while pending:
+            (ready,), _ = ray.wait(list(pending), num_returns=1)
+            task = pending.pop(ready)
+            try:
+                rows = ray.get(ready)
+            except ray.exceptions.RayError as error:
+                rows = failed_rows(task, f"the Ray task scoring {task.identifier} failed: {first_line(error)}")
+            record(rows)
+    finally:
+        ray.shutdown()
+

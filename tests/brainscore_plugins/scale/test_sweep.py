@@ -1,0 +1,146 @@
+"""Sweeps: every model x benchmark into the results table, one process per model, failures recorded, resumable after
+a kill, and the same rows on a local Ray instance (forged checkpoints, the bundled synthetic benchmarks)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from brainscore_plugins import forge
+from brainscore_plugins.scale import results, scoring, sweep
+from brainscore_plugins.errors import BenchmarkNotFoundError, ModelNotFoundError
+
+GOOD = ["spvvs_resnet18_imagenet_full.ep1", "spvvs_resnet18_imagenet_full.ep2"]
+BROKEN = "spvvs_resnet18_imagenet_full.ep3"  # its mirrored file is truncated
+BENCHMARKS = ["bsp-synthetic.IT-pls", "bsp-synthetic-i2n"]
+
+
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sweep")
+    for identifier in [*GOOD, "spvvs_resnet18_imagenet_full"]:
+        forge.forge_into_mirror(identifier, root / "mirror")
+    path = forge.forge_into_mirror(BROKEN, root / "mirror")
+    path.write_bytes(path.read_bytes()[:4096])
+    return root
+
+
+@pytest.fixture
+def environment(mirror, tmp_path, monkeypatch, linked, use_mirror):
+    use_mirror(mirror / "mirror", tmp_path / "cache")
+    monkeypatch.setenv("BS_INSTALL_DEPENDENCIES", "no")
+    return tmp_path
+
+
+def _pairs(table):
+    return sorted(zip(table.identifier, table.benchmark))
+
+
+@pytest.mark.slow
+def test_local_sweep_records_failures_and_resumes_without_rescoring(environment):
+    path = environment / "results.parquet"
+    summary = sweep.sweep([*GOOD, BROKEN], BENCHMARKS, path, jobs=2, progress=False)
+    table = results.read(path)
+    assert (summary.models, summary.rows, summary.failed, summary.skipped) == (3, 6, 2, 0)
+    assert _pairs(table) == sorted((i, b) for i in [*GOOD, BROKEN] for b in BENCHMARKS)
+    broken = table[table.identifier == BROKEN]
+    assert (broken.status == "failed").all() and broken.error_message.str.startswith("CheckpointInvalidError").all()
+    good = table[table.identifier != BROKEN]
+    assert (good.status == "ok").all() and good.score.between(0, 1).all() and (good.peak_rss_mb > 0).all()
+    in_process, failure = scoring.score_row(GOOD[0], BENCHMARKS[0])  # the same pair, scored here
+    assert failure is None
+    assert good.set_index(["identifier", "benchmark"]).loc[(GOOD[0], BENCHMARKS[0]), "score"] == \
+        pytest.approx(in_process["score"], abs=1e-6)
+
+    again = sweep.sweep([*GOOD, BROKEN], BENCHMARKS, path, progress=False)
+    assert (again.models, again.skipped) == (0, 6)
+    assert results.read(path).equals(table)
+    retried = sweep.sweep([*GOOD, BROKEN], BENCHMARKS, path, retry_failed=True, progress=False)
+    assert (retried.models, retried.rows, retried.failed) == (1, 2, 2)
+    assert _pairs(results.read(path)) == _pairs(table)
+
+
+@pytest.mark.slow
+def test_a_killed_sweep_loses_and_duplicates_nothing(environment, repo):
+    path = environment / "results.parquet"
+    command = [sys.executable, "-m", "brainscore_plugins", "sweep", *GOOD, "spvvs_resnet18_imagenet_full",
+               "--benchmark", BENCHMARKS[0], "--results", str(path), "--quiet"]
+    process = subprocess.Popen(command, cwd=repo, start_new_session=True, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while len(results.read(path)) == 0 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    before = results.read(path)
+    assert 1 <= len(before) <= 2, process.stderr.read().decode()[-2000:]
+
+    summary = sweep.sweep([*GOOD, "spvvs_resnet18_imagenet_full"], [BENCHMARKS[0]], path, progress=False)
+    after = results.read(path)
+    assert summary.skipped == len(before) and summary.models == 3 - len(before)
+    assert len(after) == 3 and not after.duplicated(["identifier", "benchmark"]).any()
+    assert (after.status == "ok").all()
+    assert after.head(len(before)).equals(before)  # the rows of the killed run are kept as they were
+
+
+def _terminal_signals():
+    """SIGINT as a terminal's foreground process has it (a test run in the background inherits it ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.mark.slow
+def test_an_interrupted_sweep_says_so_on_one_line_and_keeps_its_rows(environment, repo):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it): status 130, one line, no traceback from
+    the driver or a model's process, the finished rows kept."""
+    path = environment / "results.parquet"
+    process = subprocess.Popen([sys.executable, "-m", "brainscore_plugins", "sweep", *GOOD,
+                                "spvvs_resnet18_imagenet_full", "--benchmark", BENCHMARKS[0], "--results", str(path),
+                                "--quiet"], cwd=repo, start_new_session=True, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True, preexec_fn=_terminal_signals)
+    deadline = time.monotonic() + 300
+    while len(results.read(path)) == 0 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGINT)
+    stderr = process.communicate(timeout=120)[1]
+    assert process.returncode == 130 and "Traceback" not in stderr, stderr[-3000:]
+    assert [line for line in stderr.splitlines() if line.startswith("error:")] == ["error: interrupted"]
+    table = results.read(path)
+    assert 1 <= len(table) <= 2 and (table.status == "ok").all()
+
+
+@pytest.mark.slow
+def test_ray_sweep_gives_the_local_rows(environment):
+    path = environment / "ray.parquet"
+    summary = sweep.sweep([GOOD[0], BROKEN], [BENCHMARKS[0]], path, engine="ray", workers=2, progress=False)
+    table = results.read(path).set_index("identifier")
+    assert (summary.models, summary.rows, summary.failed) == (2, 2, 1)
+    assert table.loc[BROKEN, "error_message"].startswith("CheckpointInvalidError")
+    local, _ = scoring.score_row(GOOD[0], BENCHMARKS[0])
+    assert table.loc[GOOD[0], "score"] == pytest.approx(local["score"], abs=1e-6)
+
+
+@pytest.mark.slow
+def test_bad_input_is_refused_before_anything_runs(environment, repo):
+    path = environment / "results.parquet"
+    with pytest.raises(BenchmarkNotFoundError, match="bsp-synthetic.IT-plz"):
+        sweep.sweep(GOOD, ["bsp-synthetic.IT-plz"], path, progress=False)
+    with pytest.raises(ModelNotFoundError, match="matched no identifier"):
+        sweep.sweep([], BENCHMARKS, path, progress=False)
+    with pytest.raises(ValueError, match="unknown engine"):
+        sweep.sweep(GOOD, BENCHMARKS, path, engine="slurm", progress=False)
+    assert not path.exists()
+    process = subprocess.run([sys.executable, "-m", "brainscore_plugins", "sweep", "no_such_model*", "--benchmark",
+                              BENCHMARKS[0], "--results", str(path)], capture_output=True, text=True, cwd=repo,
+                             timeout=300)
+    assert process.returncode == 2 and process.stderr.startswith("error: nothing to sweep")
+    assert "Traceback" not in process.stderr and not path.exists()
+
+
+def test_forwarded_environment_keeps_only_what_workers_need():
+    forwarded = sweep.forwarded_environment([("BRAINSCORE_PLUGINS_MIRROR", "/m"), ("HOME", "/root"),
+                                             ("HF_HUB_OFFLINE", "1"), ("AWS_SECRET_ACCESS_KEY", "x")])
+    assert forwarded == {"BRAINSCORE_PLUGINS_MIRROR": "/m", "HF_HUB_OFFLINE": "1"}

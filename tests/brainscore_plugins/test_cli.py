@@ -1,0 +1,75 @@
+"""The command line people trust: one-line errors with consistent exit codes, help everywhere, no torch for --help."""
+import subprocess
+import sys
+
+import pytest
+
+from brainscore_plugins import cli
+
+
+def _run(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "brainscore_plugins", *args], capture_output=True, text=True,
+                          timeout=300, **kwargs)
+
+
+@pytest.mark.slow
+def test_help_and_version_without_torch(repo):
+    code = ("import sys, contextlib, io\nfrom brainscore_plugins import cli\n"
+            "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+            "    try:\n        cli.main(['--help'])\n    except SystemExit:\n        pass\n"
+            "print('torch' in sys.modules, 'brainscore_vision' in sys.modules, 'BRAINSCORE_PLUGINS_DATA' in "
+            "out.getvalue())")
+    process = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=repo, timeout=120)
+    assert process.stdout.split() == ["False", "False", "True"], process.stderr
+    version = _run("--version")
+    assert version.returncode == 0 and version.stdout.startswith("brainscore-plugins ")
+
+
+def test_every_command_has_a_description_and_every_option_a_help():
+    parser = cli.build_parser()
+    [commands] = [a for a in parser._actions if a.dest == "command"]
+    assert set(commands.choices) == {"list", "info", "fetch", "link", "unlink", "generate", "commit", "score",
+                                     "package", "demo", "sweep", "results", "scaling", "report", "noise-ceiling"}
+    for name, sub in commands.choices.items():
+        assert sub.description, name
+        for action in sub._actions:
+            assert action.help, f"{name} {action.option_strings or action.dest}"
+
+
+@pytest.mark.slow
+def test_list_into_a_closed_pipe_is_quiet(repo):
+    process = subprocess.run(f"{sys.executable} -m brainscore_plugins list --checkpoints | head -1", shell=True,
+                             capture_output=True, text=True, cwd=repo, timeout=120)
+    assert process.stdout.count("\n") == 1 and process.stderr == ""
+
+
+@pytest.mark.slow
+def test_list_filters_and_json():
+    listed = _run("list", "spvvs_resnet1*_imagenet_full", "--arch", "resnet18").stdout.split()
+    assert listed == ["spvvs_resnet18_imagenet_full"]
+    import json
+    rows = json.loads(_run("list", "--family", "hlvit", "--dataset", "humanlike-video-1.0", "--arch", "vits14",
+                           "--json").stdout)
+    assert [r["identifier"] for r in rows] == ["hlvit_vits14_1.0_1", "hlvit_vits14_1.0_1-finetuned"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args, status, message", [
+    (["info", "spvvs_nope"], 2, "Unknown model identifier 'spvvs_nope'"),
+    (["commit", "hlvit_vits14_1.0_1", "--assembly", "IT=only.nc"], 2, "needs two files"),
+    (["commit", "hlvit_vits14_1.0_1", "--assembly", "IT=missing.nc,missing.csv"], 2, "missing"),
+    (["list", "--family", "nope"], 2, "invalid choice"),
+])
+def test_usage_errors_are_one_line_with_status_2(args, status, message):
+    process = _run(*args)
+    assert process.returncode == status and message in process.stderr, process.stderr[-2000:]
+    assert process.stderr.startswith("error: ") and len(process.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_runtime_failures_are_one_line_with_status_1(tmp_path):
+    env = {"BRAINSCORE_PLUGINS_MIRROR": "", "BRAINSCORE_PLUGINS_CACHE": str(tmp_path / "cache"),
+           "PATH": "/usr/bin:/bin"}
+    process = _run("fetch", "spvvs_resnet18_imagenet_full", env=env)
+    assert process.returncode == 1 and "BRAINSCORE_PLUGINS_MIRROR" in process.stderr
+    assert process.stderr.startswith("error: ") and len(process.stderr.strip().splitlines()) == 1

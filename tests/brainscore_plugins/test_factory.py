@@ -1,0 +1,69 @@
+"""One resolution per load: an identifier is resolved once at the entry point and its entry passed down; the region
+map and its provenance are looked up once; built models carry what benchmarks ask of them."""
+import collections
+import json
+
+import pytest
+
+from brainscore_plugins import candidates, catalog, committed_maps, factory, provenance, settings
+from brainscore_plugins.scale import scoring
+
+HLVIT = "hlvit_vits14_1.0_1"  # no catalog map: its map is one written by `commit`
+STUDY_ALIAS = "resnet18_imagenet_full"  # the study's id of spvvs_resnet18_imagenet_full (a catalog map)
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """Counts of the catalog resolutions, computed-map lookups and provenance records made meanwhile."""
+    counted = collections.Counter()
+    for module, name in ((catalog, "resolve"), (committed_maps, "locate"), (provenance, "record")):
+        def wrapper(*args, _real=getattr(module, name), _label=f"{module.__name__.split('.')[-1]}.{name}", **kwargs):
+            counted[_label] += 1
+            return _real(*args, **kwargs)
+        monkeypatch.setattr(module, name, wrapper)
+    return counted
+
+
+def _committed(tmp_path, monkeypatch) -> dict:
+    monkeypatch.setenv(settings.DATA, str(tmp_path / "data"))
+    monkeypatch.setattr(committed_maps, "_FOLDERS", [])
+    folder = committed_maps.data_folder("hlvit")
+    (folder / "region_layer_map").mkdir(parents=True)
+    region_map = {"V1": "blocks.1", "V2": "blocks.2", "V4": "blocks.3", "IT": "blocks.7"}
+    (folder / "region_layer_map" / f"{HLVIT}.json").write_text(json.dumps(region_map))
+    return region_map
+
+
+def test_a_brain_model_resolves_once_and_looks_its_map_up_once(tmp_path, monkeypatch, calls):
+    region_map = _committed(tmp_path, monkeypatch)
+    model = factory.brain_model(HLVIT, pretrained=False)
+    assert dict(calls) == {"catalog.resolve": 1, "committed_maps.locate": 1, "provenance.record": 1}
+    assert dict(model.layer_model.region_layer_map) == region_map
+    entry = catalog.resolve(HLVIT)
+    assert model.candidate_layers == candidates.for_entry(entry) and model.layers != model.candidate_layers
+    assert model.activations_model.feature_maps == {}
+
+
+def test_a_catalog_map_is_never_looked_up_in_the_data_folder(calls):
+    model = factory.brain_model(STUDY_ALIAS, pretrained=False)
+    assert dict(calls) == {"catalog.resolve": 1, "provenance.record": 1}
+    assert model.identifier == STUDY_ALIAS
+
+
+def test_callers_that_resolved_pass_the_entry_down(tmp_path, monkeypatch, calls):
+    _committed(tmp_path, monkeypatch)
+    entry = catalog.resolve(HLVIT)
+    calls.clear()
+    columns = scoring.model_columns(HLVIT, "bsp-synthetic.IT-pls", 0.5, entry)
+    assert columns["commitment_source"] == "committed" and json.loads(columns["layers"])["IT"] == "blocks.7"
+    assert provenance.selection_overlap(HLVIT, "bsp-synthetic.IT-pls", entry) is None
+    assert factory.preprocessing_variant(HLVIT, entry=entry) == ""
+    assert calls["catalog.resolve"] == 0
+
+
+def test_a_study_alias_names_our_identifier():
+    entry = catalog.resolve(STUDY_ALIAS)
+    assert entry.identifier_of(STUDY_ALIAS) == "spvvs_resnet18_imagenet_full" == catalog.resolve_identifier(STUDY_ALIAS)
+    epoch = catalog.resolve(f"{STUDY_ALIAS}.ep10")
+    assert epoch.identifier_of(f"{STUDY_ALIAS}.ep10") == "spvvs_resnet18_imagenet_full.ep10"
+    assert epoch.identifier_of(epoch.identifier) == epoch.identifier

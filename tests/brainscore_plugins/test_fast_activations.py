@@ -1,0 +1,75 @@
+"""The fast activations path equals Brain-Score's PytorchWrapper: same activations, paths and layer coordinates,
+with padding (a last partial batch), and the fallback when there is only one batch."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from brainscore_vision.model_helpers.activations.pytorch import PytorchWrapper
+from PIL import Image
+
+from brainscore_plugins import factory, fast_activations
+from brainscore_plugins.fast_activations import FastPytorchWrapper
+from brainscore_plugins.preprocessing import preprocessing_for
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n_images", [37, 8])  # several batches with a padded last one; a single batch (fallback)
+def test_equal_to_pytorch_wrapper(n_images, tmp_path, monkeypatch):
+    monkeypatch.setenv("RESULTCACHING_DISABLE", "1")
+    paths = []
+    for i in range(n_images):
+        paths.append(str(tmp_path / f"image{i}.png"))
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (120, 100, 3), dtype=np.uint8)).save(paths[-1])
+    network = factory.create_model("spvvs_resnet18_imagenet_full", pretrained=False)
+    preprocessing = preprocessing_for(72, 64, "bilinear", "brainscore")
+    layers = ["layer2.0", "layer4.1", "avgpool"]
+    reference = PytorchWrapper(identifier="reference", model=network, preprocessing=preprocessing, batch_size=16)
+    fast = FastPytorchWrapper(identifier="fast", model=network, preprocessing=preprocessing, batch_size=16)
+    pipelines = []
+    monkeypatch.setattr(fast_activations._Batches, "__len__",
+                        lambda self: pipelines.append(len(self.paths)) or -(-len(self.paths) // self.batch_size))
+    expected, ours = reference(paths, layers=layers), fast(paths, layers=layers)
+    assert bool(pipelines) == (n_images > 16)  # the worker pipeline ran, over every image, only when it pays
+    assert set(pipelines) <= {n_images}
+    np.testing.assert_allclose(ours.values, expected.values, rtol=1e-6, atol=1e-6)
+    assert list(ours.stimulus_path.values) == list(expected.stimulus_path.values) == paths
+    assert list(ours.layer.values) == list(expected.layer.values)
+    assert fast.identifier == "fast"
+
+
+def test_the_plugins_extract_with_the_fast_path_unless_told_otherwise(monkeypatch):
+    from brainscore_plugins import settings
+    monkeypatch.delenv(settings.EXTRACTOR, raising=False)
+    model = factory.activations_model("spvvs_resnet18_imagenet_full", pretrained=False)
+    assert type(model) is FastPytorchWrapper and model.identifier == "spvvs_resnet18_imagenet_full"
+    monkeypatch.setenv(settings.EXTRACTOR, "brainscore")
+    assert type(factory.activations_model("spvvs_resnet18_imagenet_full", pretrained=False)) is PytorchWrapper
+    monkeypatch.setenv(settings.EXTRACTOR, "fast-channels-last")
+    model = factory.activations_model("spvvs_resnet18_imagenet_full", pretrained=False)
+    assert model.channels_last and model.identifier == "spvvs_resnet18_imagenet_full-channels-last"
+    monkeypatch.setenv(settings.EXTRACTOR, "turbo")
+    with pytest.raises(ValueError, match="BRAINSCORE_PLUGINS_EXTRACTOR is 'turbo'; set it to one of fast, "
+                                         "fast-channels-last, brainscore"):
+        factory.activations_model("spvvs_resnet18_imagenet_full", pretrained=False)
+
+
+@pytest.mark.slow
+def test_channels_last_equals_to_float32_rounding(tmp_path, monkeypatch):
+    """Channels-last batches: another summation order, the same activations to float32 rounding (1e-5 of each
+    layer's largest magnitude), at every layer of a convolutional network."""
+    monkeypatch.setenv("RESULTCACHING_DISABLE", "1")
+    paths = []
+    for i in range(20):
+        paths.append(str(tmp_path / f"image{i}.png"))
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (90, 90, 3), dtype=np.uint8)).save(paths[-1])
+    network = factory.create_model("spvvs_resnet18_imagenet_full", pretrained=False)
+    preprocessing = preprocessing_for(72, 64, "bilinear", "brainscore")
+    layers = ["conv1", "layer2.0", "layer4.1", "avgpool", "fc"]
+    reference = PytorchWrapper(identifier="reference-cl", model=network, preprocessing=preprocessing, batch_size=8)
+    fast = FastPytorchWrapper(identifier="fast-cl", model=network, preprocessing=preprocessing, batch_size=8,
+                              channels_last=True)
+    expected, ours = reference(paths, layers=layers), fast(paths, layers=layers)
+    assert list(ours.layer.values) == list(expected.layer.values)
+    for layer in layers:
+        a, b = (x.sel(layer=layer).values for x in (ours, expected))
+        assert np.abs(a - b).max() <= 1e-5 * np.abs(b).max(), layer
