@@ -84,6 +84,17 @@ def linked():
 
 
 @pytest.fixture(scope="session")
+def browser_executable() -> str:
+    """The Chromium or Chrome binary the report's tests drive (:mod:`browser`: ``$BRAINSCORE_PLUGINS_TEST_BROWSER``,
+    else one installed); the test fails with the one-line fix when there is none."""
+    import browser
+    try:
+        return browser.find()
+    except browser.BrowserNotFound as error:
+        pytest.fail(str(error), pytrace=False)
+
+
+@pytest.fixture(scope="session")
 def run_python():
     """``run_python(code, env, timeout=900)``: run ``code`` in a fresh interpreter (as a user would), with ``env``
     added to the environment, from the repository's root; the completed process."""

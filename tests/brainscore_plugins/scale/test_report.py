@@ -1,5 +1,5 @@
-"""The static results page (brainscore_plugins.scale.report) in a real headless browser: Debian's Chromium, opened over
-file:// with no network. One browser serves the module; each test gets a fresh page that records console errors,
+"""The static results page (brainscore_plugins.scale.report) in a real headless browser (Chromium or Chrome, found by
+tests/browser.py), opened over file:// with no network. One browser serves the module; each test gets a fresh page that records console errors,
 page errors, dialogs and any request that is not a local file."""
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from brainscore_plugins.scale.report import DEFAULT_COLUMNS, write_report
 
 pytestmark = pytest.mark.slow  # drives a headless browser
 
-CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 HOSTILE_ID = "</script><img src=x onerror=alert(1)>"
@@ -93,9 +92,9 @@ class Opened:
 
 
 @pytest.fixture(scope="module")
-def browser():
+def browser(browser_executable):
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        chromium = playwright.chromium.launch(executable_path=browser_executable, headless=True, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
 
