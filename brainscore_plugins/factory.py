@@ -278,7 +278,8 @@ def brain_model(name: str, pretrained: bool = True):
         return fmri_predictor(name, pretrained)
     entry = catalog.resolve(name)
     located = _located(entry, name)
-    if _region_map(entry, located) is None:
+    found = _region_map(entry, located)
+    if found is None:
         if not pretrained:
             raise NotCommittedError(f"{name} has no region commitment to use without weights; commit the pretrained "
                                     f"model first (`brainscore-plugins commit {name}`)")
@@ -293,7 +294,8 @@ def brain_model(name: str, pretrained: bool = True):
                 f"commit {name} --assembly REGION=ASSEMBLY.nc,STIMULI.csv ...` (see the README), then load the "
                 f"model again.") from error
         located = _located(entry, name)
-    region_layer_map, readout = _region_map(entry, located)
+        found = _region_map(entry, located)
+    region_layer_map, readout = found
     provenance.log_map_origin(name, provenance.record(entry, located))
     activations = _activations_model(entry, name, pretrained, None)
     model = ModelCommitment(identifier=name, activations_model=activations,
