@@ -3,7 +3,7 @@
     >>> from brainscore_plugins import create_model, list_models
     >>> model = create_model("spvvs_resnet18_imagenet_full")      # torch module with the published weights
 """
-from .catalog import identifiers as list_models, resolve  # noqa: F401
+from .catalog import list_models, resolve  # noqa: F401
 
 
 def create_model(name: str, pretrained: bool = True, progress: bool = True):

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import csv
 import difflib
+import fnmatch
 import functools
-from dataclasses import dataclass, fields
-from typing import Iterator
+import re
+from dataclasses import asdict, dataclass, fields
+from typing import Iterable, Iterator
 
 from . import families
 from .errors import ModelNotFoundError
@@ -85,6 +87,12 @@ class Entry:
         return [*ordered, self.readout] if self.readout else list(ordered)
 
 
+def row(identifier: str, entry: Entry) -> dict:
+    """The catalog row of a registered identifier as a dict: ``identifier`` as registered (a model's bare
+    identifier stays bare), ``checkpoint`` the epoch checkpoint it stands for."""
+    return {**asdict(entry), "identifier": identifier, "checkpoint": entry.identifier}
+
+
 CSV_COLUMNS = tuple(f.name for f in fields(Entry) if f.name != "family")
 
 
@@ -109,11 +117,10 @@ def entries(family: str | None = None) -> tuple[Entry, ...]:
     Raises:
         ModelNotFoundError: ``family`` is not a registered family prefix.
     """
-    selected = [families.get(family)] if family else list(families.all_families().values())
     rows = []
-    for fam in selected:
-        with open(fam.catalog_path, newline="") as f:
-            rows.extend(_parse(row, fam.prefix) for row in csv.DictReader(f))
+    for prefix in [families.check_prefix(family)] if family else families.prefixes():
+        with open(families.catalog_path(prefix), newline="") as f:
+            rows.extend(_parse(row, prefix) for row in csv.DictReader(f))
     return tuple(rows)
 
 
@@ -141,18 +148,38 @@ def identifiers(family: str | None = None, checkpoints: bool = False) -> list[st
     return select(family=family, checkpoints=checkpoints)
 
 
+def list_models(pattern: str | Iterable[str] = "", family: str | None = None, checkpoints: bool = False, *,
+                arch: str | None = None, dataset: str | None = None, exclude: str | Iterable[str] = ()) -> list[str]:
+    """Identifiers matching ``pattern``, as timm's ``list_models``: an identifier, a study model id or a shell glob
+    (``"*resnet18*"``, matched against our identifiers and the studies' model ids), or a list of them; ``""`` lists
+    everything. Globs give one identifier per model (its latest checkpoint), every epoch checkpoint too with
+    ``checkpoints``; ``family``, ``arch`` and ``dataset`` filter (values or globs); ``exclude`` drops identifiers
+    matching its globs. A pattern that matches nothing adds nothing (the command line's ``list`` stops with close
+    matches instead)."""
+    patterns = [pattern] if isinstance(pattern, str) else list(pattern)
+    excluded = [exclude] if isinstance(exclude, str) else list(exclude)
+    chosen = select([p for p in patterns if p], family=family, arch=arch, dataset=dataset, checkpoints=checkpoints,
+                    strict=False)
+    return [i for i in chosen if not any(_matches(i, resolve(i), glob) for glob in excluded)]
+
+
+def lookup(name: str) -> Entry | None:
+    """The catalog entry of an identifier or study model id, or ``None``: dictionary lookups only, no suggestions
+    (for callers that check many names, e.g. a report's rows)."""
+    index = _index()
+    return index.get(name) or (index[_aliases()[name]] if name in _aliases() else None)
+
+
 def resolve(name: str) -> Entry:
     """The catalog entry for an identifier or a study model id.
 
     Raises:
         ModelNotFoundError: an unknown name (the message suggests close matches).
     """
-    index = _index()
-    if name in index:
-        return index[name]
-    if name in _aliases():
-        return index[_aliases()[name]]
-    candidates = list(index) + list(_aliases())
+    entry = lookup(name)
+    if entry is not None:
+        return entry
+    candidates = list(_index()) + list(_aliases())
     close = difflib.get_close_matches(name, candidates, n=5, cutoff=0.6)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     raise ModelNotFoundError(
@@ -161,31 +188,81 @@ def resolve(name: str) -> Entry:
 
 
 def select(patterns=(), *, family: str | None = None, arch: str | None = None, dataset: str | None = None,
-           checkpoints: bool = False) -> list[str]:
+           checkpoints: bool = False, strict: bool = True) -> list[str]:
     """Registered identifiers matching any of ``patterns`` and every given filter, in catalog order.
 
     A pattern is an identifier or study model id (taken as it is, epoch checkpoints included) or a shell glob over
-    identifiers (``spvvs_resnet*_imagenet_full``); no pattern selects every identifier. Globs select one identifier per
-    model (its latest checkpoint), every epoch checkpoint too with ``checkpoints``. ``family``, ``arch`` and
-    ``dataset`` are exact values or globs of those columns.
+    identifiers and study model ids (``spvvs_resnet*_imagenet_full``, ``resnet18*``); no pattern selects every
+    identifier. Globs select one identifier per model (its latest checkpoint), every epoch checkpoint too with
+    ``checkpoints``. ``family``, ``arch`` and ``dataset`` are exact values or globs of those columns.
 
     Raises:
-        ModelNotFoundError: a pattern without glob characters that names nothing, or an unknown family.
+        ModelNotFoundError: an unknown family; with ``strict`` (else it adds nothing), a pattern that names or matches
+            no identifier (the message suggests close matches, or ``checkpoints`` where only epoch checkpoints match).
     """
-    import fnmatch
-
-    exact = {resolve_identifier(p) for p in patterns if not any(c in p for c in "*?[")}
-    globs = [p for p in patterns if any(c in p for c in "*?[")]
-    chosen = []
+    exact, globs = set(), []
+    for pattern in patterns:
+        if _is_glob(pattern):
+            globs.append(pattern)
+        elif strict or pattern in _index() or pattern in _aliases():
+            exact.add(resolve_identifier(pattern))  # an unknown name raises, with suggestions
+    chosen, matched, matched_latest = [], set(), set()
     for identifier, entry in registered(family):
-        by_glob = (not patterns or any(fnmatch.fnmatchcase(identifier, g) for g in globs)) and (
-            checkpoints or identifier == entry.bare_identifier)
-        if not (identifier in exact or by_glob):
+        hits = [glob for glob in globs if _matches(identifier, entry, glob)]
+        is_latest = identifier == entry.bare_identifier
+        matched.update(hits)
+        if is_latest:
+            matched_latest.update(hits)
+        if not (identifier in exact or ((not patterns or hits) and (checkpoints or is_latest))):
             continue
         if all(value is None or fnmatch.fnmatchcase(getattr(entry, column), value)
                for column, value in (("arch", arch), ("dataset", dataset))):
             chosen.append(identifier)
+    for glob in globs if strict else ():
+        if glob not in matched:
+            raise ModelNotFoundError(_no_match(glob, family))
+        if glob not in matched_latest and not checkpoints:
+            raise ModelNotFoundError(f"{glob!r} matches only epoch checkpoints; add --checkpoints (checkpoints=True) "
+                                     f"to select them")
     return chosen
+
+
+def _is_glob(pattern: str) -> bool:
+    return any(c in pattern for c in "*?[")
+
+
+def _matches(identifier: str, entry: Entry, glob: str) -> bool:
+    """``glob`` matches the identifier or the study's model id in it."""
+    return fnmatch.fnmatchcase(identifier, glob) or fnmatch.fnmatchcase(identifier[len(entry.family) + 1:], glob)
+
+
+_SEPARATORS = re.compile(r"([_.@-])")
+
+
+@functools.lru_cache(maxsize=None)
+def _vocabulary() -> frozenset[str]:
+    """Every word of every identifier (split at ``_ . @ -``)."""
+    return frozenset(word for name in _index() for word in _SEPARATORS.split(name)[::2] if word)
+
+
+def _no_match(glob: str, family: str | None) -> str:
+    """'no identifier matches <glob>', with the glob's misspelt words corrected where that makes it match."""
+    vocabulary = _vocabulary()
+    words = _SEPARATORS.split(glob)
+    for position in range(0, len(words), 2):
+        word = words[position]
+        core = word.strip("*?")
+        if not core or _is_glob(core) or any(fnmatch.fnmatchcase(w, word) for w in vocabulary):
+            continue
+        close = difflib.get_close_matches(core, vocabulary, n=1, cutoff=0.6)
+        if close:
+            words[position] = word.replace(core, close[0])
+    corrected = "".join(words)
+    where = f" of family {family!r}" if family else ""
+    hint = (f" Did you mean {corrected!r}?" if corrected != glob and any(
+        _matches(i, e, corrected) for i, e in registered(family)) else "")
+    return (f"No identifier{where} matches {glob!r}.{hint} Globs match our identifiers and the studies' model ids; "
+            f"run `brainscore-plugins list` to see them.")
 
 
 def resolve_identifier(name: str) -> str:

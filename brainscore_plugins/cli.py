@@ -12,7 +12,7 @@ import json
 import os
 import sys
 
-from . import settings
+from . import families, settings
 from .errors import BrainscorePluginsError, ModelNotFoundError
 
 USAGE, RUNTIME = 2, 1
@@ -29,13 +29,6 @@ def _version() -> str:
     return settings.installed_version("brainscore-plugins")
 
 
-def _family_prefixes() -> list[str]:
-    """The registered family prefixes, read from the module names (nothing imported)."""
-    import pkgutil
-    from . import families
-    return sorted(module.name for module in pkgutil.iter_modules(families.__path__))
-
-
 def _selection(args) -> list[str]:
     from . import catalog
     return catalog.select(args.patterns, family=args.family, arch=args.arch, dataset=args.dataset,
@@ -47,9 +40,8 @@ def _list(args) -> None:
     if not args.json:
         print("\n".join(identifiers))
         return
-    import dataclasses
     from . import catalog
-    print(json.dumps([{"identifier": i, **dataclasses.asdict(catalog.resolve(i))} for i in identifiers], indent=1))
+    print(json.dumps([catalog.row(i, catalog.resolve(i)) for i in identifiers], indent=1))
 
 
 def _resolved(identifier: str):
@@ -66,16 +58,28 @@ def _resolved(identifier: str):
 
 
 def _info(args) -> None:
-    import dataclasses
     from . import catalog, provenance
-    entry = catalog.resolve(args.identifier)
+    identifier, entry = _resolved(args.identifier)
     record = provenance.map_provenance(args.identifier, entry)
-    print(json.dumps({**dataclasses.asdict(entry), "map_provenance": record}, indent=2))
+    print(json.dumps({**catalog.row(identifier, entry), "map_provenance": record}, indent=2))
 
 
 def _fetch(args) -> None:
     from . import catalog, factory
     print(factory.weights_path(catalog.resolve(args.identifier)))
+
+
+def _forge(args) -> None:
+    import zlib
+    from . import forge
+    mirror = args.mirror or os.environ.get(settings.MIRROR)
+    if not mirror:
+        raise ValueError(f"forge needs a mirror folder to write into: pass --mirror DIR or set ${settings.MIRROR}")
+    identifiers = _selection(args)
+    print(f"forging {len(identifiers)} checkpoint(s) of random weights into {mirror}; use them with a throwaway "
+          f"${settings.CACHE} and ${settings.DATA}: the weights are random, never the published ones", file=sys.stderr)
+    for identifier in identifiers:
+        print(forge.forge_into_mirror(identifier, mirror, args.seed + zlib.crc32(identifier.encode())))
 
 
 def _link(args) -> None:
@@ -90,7 +94,7 @@ def _unlink(args) -> None:
 
 def _generate(args) -> None:
     from . import plugin_sources
-    for prefix in _family_prefixes():
+    for prefix in families.prefixes():
         n_ids, n_maps = plugin_sources.write(prefix)
         print(f"{prefix}: {n_ids} registry lines, {n_maps} region maps")
 
@@ -246,36 +250,50 @@ def _scaling_fit(args) -> None:
 
 
 def _report(args) -> None:
-    import logging
+    import tempfile
     from pathlib import Path
     from . import catalog, committed_maps, families
-    from .scale import laws, report
+    from .scale import report, report_figures
 
     table = _scored_rows(args.results)
+    folders = [Path(folder) for folder in args.commitments or []]
+    for folder in folders:
+        if not folder.is_dir():
+            raise ValueError(f"--commitments {folder} is not a folder; pass a folder `commit --output` wrote into")
+    scaling = []
     if args.scaling:
         plots = sorted(Path(args.scaling).glob("scaling_*.png"))
         if not plots:
             raise ValueError(f"--scaling {args.scaling} holds no scaling_*.png; pass the folder `scaling fit -o` "
                              f"wrote")
-    else:
-        try:
-            fitted = laws.fit(laws.from_results(table), bootstrap=args.bootstrap, progress=False)
-            plots = [p for name, p in laws.save(fitted, Path(args.output) / "scaling").items() if name != "json"]
-        except laws.ScalingInputError as error:
-            logging.getLogger(__name__).warning("warning: the report has no scaling plots: %s", error)
-            plots = []
-    layer_plots = []
-    for identifier in dict.fromkeys(table.identifier):  # a row of an uncatalogued model has no commitment plot
+        summary = Path(args.scaling) / "scaling_fit.json"
+        source = json.loads(summary.read_text()).get("source_table", "") if summary.is_file() else ""
+        fitted = "the study's published scores" if source.endswith("study_scores.csv") else source or "its table"
+        scaling = [(p, f"{p.stem.removeprefix('scaling_')}: the study's laws fitted to {fitted} (`scaling fit`)")
+                   for p in plots]
+    # one dictionary lookup per identifier: no close-match suggestions for the uncatalogued ones
+    entries = {i: catalog.lookup(i.removesuffix(families.FMRI_SUFFIX)) for i in dict.fromkeys(table.identifier)}
+    written = {}  # layer-commitment plots in the --commitments folders (DIR/layer_scores/ or DIR/*/layer_scores/)
+    for folder in folders:
+        for plot in sorted(folder.glob("layer_scores/*.png")) + sorted(folder.glob("*/layer_scores/*.png")):
+            written.setdefault(plot.stem, plot)
+    layer_plots, shown = [], set()
+    for identifier, entry in entries.items():
         base = identifier.removesuffix(families.FMRI_SUFFIX)
-        try:
-            found = committed_maps.locate(catalog.resolve(base), base)
-        except ModelNotFoundError:
-            continue
-        if found and (found[0] / "layer_scores" / f"{found[1]}.png").is_file():
-            layer_plots.append((found[0] / "layer_scores" / f"{found[1]}.png", identifier))
-    images = {"Scaling fits": [(p, p.stem.removeprefix("scaling_")) for p in plots],
-              "Layer commitments": layer_plots}
-    print(report.write_report(table, args.output, images={k: v for k, v in images.items() if v}, title=args.title))
+        names = [identifier, base] + ([entry.identifier] + [entry.bare_identifier] * entry.latest if entry else [])
+        plot = next((written[n] for n in names if n in written), None)
+        if plot is None and entry is not None and (found := committed_maps.locate(entry, base)):
+            plot = found[0] / "layer_scores" / f"{found[1]}.png"
+        if plot is not None and plot.is_file() and plot not in shown:
+            shown.add(plot)
+            layer_plots.append((plot, f"{identifier} (layer scores in {plot.parent})"))
+    parameters = {i: e.n_params for i, e in entries.items() if e is not None and e.n_params}
+    with tempfile.TemporaryDirectory(prefix="brainscore-report-") as scratch:
+        images = report_figures.write(table, scratch, parameters=parameters, bootstrap=args.bootstrap,
+                                      progress=not args.quiet)
+        images.update({"Layer commitments": layer_plots, f"Scaling fits read from {args.scaling}": scaling})
+        print(report.write_report(table, args.output, images={k: v for k, v in images.items() if v},
+                                  title=args.title))
 
 
 def _package(args) -> None:
@@ -290,10 +308,10 @@ def _demo(args) -> None:
     run_demo(args.identifier, args.benchmark, args.workdir)
 
 
-def _selection_options(parser, what: str) -> None:
-    parser.add_argument("patterns", nargs="*", metavar="PATTERN",
-                        help=f"identifiers, study model ids or shell globs ({what}; default: all)")
-    parser.add_argument("--family", choices=_family_prefixes(), help="only this model family")
+def _selection_options(parser, what: str, required: bool = False) -> None:
+    parser.add_argument("patterns", nargs="+" if required else "*", metavar="PATTERN",
+                        help=f"identifiers, study model ids or shell globs ({what}{'' if required else '; default: all'})")
+    parser.add_argument("--family", choices=families.prefixes(), help="only this model family")
     parser.add_argument("--arch", help="only this architecture (a value or glob of the catalog's arch column)")
     parser.add_argument("--dataset", help="only this training data set (a value or glob)")
     parser.add_argument("--checkpoints", action="store_true",
@@ -326,6 +344,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _command(commands, "fetch", _fetch, "download (or find in the mirror or cache) and verify the weights")
     p.add_argument("identifier", help="an identifier or study model id")
+
+    p = _command(commands, "forge", _forge, "write checkpoints of random weights of the real architectures, in "
+                 "the studies' exact file layouts, into a local mirror: the offline stand-in for real weights "
+                 "(tutorial, tests); prints each file's path")
+    _selection_options(p, "what to forge", required=True)
+    p.add_argument("--mirror", metavar="DIR", help=f"the mirror folder (default: ${settings.MIRROR})")
+    p.add_argument("--seed", type=int, default=0, help="the random weights' base seed (default 0); "
+                   "each checkpoint's weights are seeded by it and the identifier, so checkpoints differ")
 
     _command(commands, "link", _link, "make our plugin folders visible to the installed brainscore_vision")
     _command(commands, "unlink", _unlink, "remove those links")
@@ -415,14 +441,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = _command(commands, "report", _report, "write a static HTML report (DIR/index.html) of the results table: "
-                 "sortable, filterable rows, scaling fits and layer-commitment plots; prints its path")
+                 "sortable, filterable rows, failed rows with their errors, figures of your scores (per benchmark "
+                 "against compute, parameters and samples with fits, by epoch, against the published scores) and "
+                 "layer-commitment plots; prints its path")
     p.add_argument("results", nargs="?", metavar="RESULTS",
                    help=f"the results table (default: results.parquet in ${settings.DATA})")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="the folder to write the page into")
-    p.add_argument("--scaling", metavar="DIR", help="show these plots (`scaling fit -o DIR`) instead of fitting the "
-                   "table's spvvs rows")
-    p.add_argument("--bootstrap", type=int, default=100, help="bootstrap resamples of the report's own fit")
+    p.add_argument("--commitments", action="append", metavar="DIR",
+                   help="also show the layer-commitment plots `commit --output DIR` wrote there (repeatable; those "
+                   "in the data folder are always shown)")
+    p.add_argument("--scaling", metavar="DIR", help="also show the plots of `scaling fit -o DIR`, labelled with "
+                   "what they fitted")
+    p.add_argument("--bootstrap", type=int, default=20,
+                   help="bootstrap resamples for the bands of the fits of your scores (default 20; 0: no band)")
     p.add_argument("--title", default="Brain-Score results", help="the page's title")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = _command(commands, "package", _package,
                  "write one self-contained Brain-Score model plugin folder (and its zip) for the selected identifiers, "

@@ -1,4 +1,4 @@
-"""Generate brainscore_plugins/data/scaling_primate_vvs.csv from the study's published tables.
+"""Generate brainscore_plugins/data/spvvs.csv from the study's published tables.
 
     python scripts/build_catalog.py [--reference DIR]
 

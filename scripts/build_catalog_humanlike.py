@@ -1,4 +1,4 @@
-"""Generate brainscore_plugins/data/humanlike_vits.csv: the 156 humanlike-vits models (Orhan, 2023).
+"""Generate brainscore_plugins/data/hlvit.csv: the 156 humanlike-vits models (Orhan, 2023).
 
     python scripts/build_catalog_humanlike.py
 

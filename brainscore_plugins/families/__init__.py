@@ -1,11 +1,12 @@
 """One declaration per model family: everything that differs between the studies we package, as data.
 
 A family module in this package (``<prefix>.py``) calls :func:`register` with a frozen :class:`Family`: identifier
-prefix, catalog CSV and the script generating it, citation, checkpoint formats (where the weights sit in the file, a
+prefix, the script generating its catalog CSV (``data/<prefix>.csv``), citation, checkpoint formats (where the weights sit in the file, a
 state-dict filter, how to forge a test file), default preprocessing, candidate layers, evaluation batch size and how
 the fMRI encoding search reads its feature maps (:class:`FeatureMap`). The catalog, factory, forging, plugin
 generation and the command line loop over :func:`all_families` and never name a family; this module imports no
-catalog (the catalog reads the families, never the other way round). Adding one: the module, its
+catalog (the catalog reads the families, never the other way round). Listing and resolving identifiers need only
+:func:`prefixes` and :func:`catalog_path`, which import no family module (so no torch). Adding one: the module, its
 generator script and CSV, then ``brainscore-plugins generate`` (README, "Adding a model family"). Modules are
 discovered, not listed, on first use.
 """
@@ -46,7 +47,6 @@ class Family:
     prefix: str                    # identifier prefix and plugin folder name, e.g. "spvvs"
     title: str                     # the study, e.g. "scaling-primate-vvs (Gokce & Schrimpf, 2024)"
     summary: str                   # the generated plugin's docstring
-    catalog: str                   # CSV file under brainscore_plugins/data/
     generator: str                 # the script (under scripts/) that writes the CSV
     citation: str                  # BibTeX
     formats: Mapping               # checkpoint_format column value -> weights.formats.CheckpointFormat
@@ -67,8 +67,13 @@ class Family:
     # reads otherwise than their shape says; None: every layer as its shape says
 
     @property
+    def catalog(self) -> str:
+        """The catalog CSV's file name under ``brainscore_plugins/data/``."""
+        return catalog_path(self.prefix).name
+
+    @property
     def catalog_path(self) -> Path:
-        return DATA_DIR / self.catalog
+        return catalog_path(self.prefix)
 
     def checkpoint_format(self, name: str):
         """The format named in a catalog row; a clear error for a name this family does not declare."""
@@ -81,6 +86,28 @@ class Family:
 _REGISTRY: dict[str, Family] = {}
 
 
+def catalog_path(prefix: str) -> Path:
+    """The catalog CSV of family ``prefix``: ``brainscore_plugins/data/<prefix>.csv``."""
+    return DATA_DIR / f"{prefix}.csv"
+
+
+@functools.lru_cache(maxsize=None)
+def prefixes() -> tuple[str, ...]:
+    """The family prefixes, in order: the family modules' names, found without importing them."""
+    return tuple(sorted(module.name for module in pkgutil.iter_modules(__path__)))
+
+
+def check_prefix(prefix: str) -> str:
+    """``prefix``, if a family module declares it.
+
+    Raises:
+        ModelNotFoundError: it names no family.
+    """
+    if prefix not in prefixes():
+        raise ModelNotFoundError(f"Unknown model family {prefix!r}; known families: {', '.join(prefixes())}")
+    return prefix
+
+
 def register(family: Family) -> Family:
     """Add a family (called by its module at import); a prefix is registered once."""
     if family.prefix in _REGISTRY and _REGISTRY[family.prefix] != family:
@@ -91,8 +118,8 @@ def register(family: Family) -> Family:
 
 @functools.lru_cache(maxsize=None)
 def _discover() -> None:
-    for module in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{module.name}")
+    for prefix in prefixes():
+        importlib.import_module(f"{__name__}.{prefix}")
 
 
 def all_families() -> dict[str, Family]:
@@ -107,7 +134,5 @@ def get(prefix: str) -> Family:
     Raises:
         ModelNotFoundError: no family module registers ``prefix``.
     """
-    families = all_families()
-    if prefix not in families:
-        raise ModelNotFoundError(f"Unknown model family {prefix!r}; known families: {', '.join(families)}")
-    return families[prefix]
+    check_prefix(prefix)
+    return all_families()[prefix]

@@ -122,7 +122,6 @@ FAMILY = register(Family(
             "are\ncommitted to regions by region_commitment (``brainscore-plugins commit <identifier>``); the "
             "algonauts2023\n``*-direct`` benchmarks score their own fMRI predictions without refitting "
             "(``predict_fmri``).",
-    catalog="grouplin.csv",
     generator="scripts/build_catalog_grouplin.py",
     citation="""@article{lane2023algonauts,
       author  = {Connor Lane and Gregory Kiar},

@@ -55,11 +55,10 @@ FAMILY = register(Family(
     title="humanlike-vits (Orhan, 2023)",
     summary="humanlike-vits (Orhan, 2023): ViTs pretrained with MAE on human-like video, and their "
             "ImageNet-finetuned\nversions, as Brain-Score models.\n\n"
-            "All 156 models are listed in brainscore_plugins/data/humanlike_vits.csv; this plugin only resolves an "
+            "All 156 models are listed in brainscore_plugins/data/hlvit.csv; this plugin only resolves an "
             "identifier\nthere and builds it through the shared factory. No region commitment is published for them: "
             "a model loads as a\ncommitted brain model once ``brainscore-plugins commit <identifier>`` has computed "
             "its map\n(``get_model`` / ``get_layers`` work without one).",
-    catalog="humanlike_vits.csv",
     generator="scripts/build_catalog_humanlike.py",
     citation="""@article{orhan2023scaling,
       title={Scaling may be all you need for achieving human-level object recognition capacity with human-like visual experience},

@@ -48,9 +48,8 @@ FAMILY = register(Family(
     title="scaling-primate-vvs (Gokce & Schrimpf, 2024)",
     summary="scaling-primate-vvs checkpoints (Gokce & Schrimpf, 2024) as Brain-Score models.\n\n"
             "Every model id and epoch checkpoint of the study is listed in brainscore_plugins/data/"
-            "scaling_primate_vvs.csv;\nthis plugin only resolves an identifier there and builds it through the "
+            "spvvs.csv;\nthis plugin only resolves an identifier there and builds it through the "
             "shared factory.",
-    catalog="scaling_primate_vvs.csv",
     generator="scripts/build_catalog.py",
     citation="""@article{gokce2024scalingprimatevvs,
       title={Scaling Laws for Task-Optimized Models of the Primate Visual Ventral Stream},

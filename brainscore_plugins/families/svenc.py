@@ -93,7 +93,6 @@ FAMILY = register(Family(
             "fMRI encoding\nmodels (EVA01/EVA02-CLIP, ConvNeXt-xxlarge CLIP, InternImage-G, ONE-PEACE), 86M to 4.4B "
             "parameters, as Brain-Score\nmodels. Listed in brainscore_plugins/data/svenc.csv; no region commitment "
             "is published (``brainscore-plugins\ncommit <identifier>``).",
-    catalog="svenc.csv",
     generator="scripts/build_catalog_svenc.py",
     citation="""@article{matsuyama2023applicability,
       title={Applicability of scaling laws to vision encoding models},

@@ -138,3 +138,50 @@ def test_every_committed_layer_exists_in_the_built_model():
         if layers - set(names):
             missing[(arch, method)] = sorted(layers - set(names))
     assert not missing
+
+
+def test_list_models_is_timm_like():
+    from brainscore_plugins import list_models
+    assert len(list_models()) == 976 and len(list_models(checkpoints=True)) == 976 + 10751
+    assert list_models("resnet18_imagenet_full*") == [  # a study-id glob matches too
+        "spvvs_resnet18_imagenet_full", "spvvs_resnet18_imagenet_full_seed-1", "spvvs_resnet18_imagenet_full_seed-2"]
+    assert list_models("resnet18_imagenet_full*", family="spvvs") == list_models("spvvs_resnet18_imagenet_full*")
+    assert list_models("*vits14_1.0_1*", family="hlvit") == ["hlvit_vits14_1.0_1", "hlvit_vits14_1.0_1-finetuned"]
+    assert list_models("*vits14_1.0_1*", exclude="*-finetuned") == ["hlvit_vits14_1.0_1"]
+    epochs = list_models("spvvs_resnet18_imagenet_full.ep1*", checkpoints=True)
+    assert epochs[:3] == ["spvvs_resnet18_imagenet_full.ep1", "spvvs_resnet18_imagenet_full.ep10",
+                          "spvvs_resnet18_imagenet_full.ep15"]
+    assert list_models(["alexnet_imagenet_full_seed-0", "spvvs_resnet18_imagenet_full.ep3"]) == [
+        "spvvs_alexnet_imagenet_full_seed-0", "spvvs_resnet18_imagenet_full.ep3"]  # names: ours, one spelling
+    assert list_models("nothing*") == list_models("spvvs_nothing") == []  # as timm: an empty list, no error
+    assert list_models("*resnet18*", arch="resnet18", dataset="ecoset") == [
+        i for i in list_models("*resnet18*") if catalog.resolve(i).arch == "resnet18"
+        and catalog.resolve(i).dataset == "ecoset"] != []
+
+
+@pytest.mark.parametrize("pattern, checkpoints, message", [
+    ("resnt18_imagenet_full*", False, "No identifier matches 'resnt18_imagenet_full*'. Did you mean "
+                                      "'resnet18_imagenet_full*'?"),
+    ("*vitz14*", False, "Did you mean '*vits14*'?"),
+    ("zzzz*", False, "No identifier matches 'zzzz*'. Globs match"),
+    ("spvvs_resnet18_imagenet_full.ep*", False, "matches only epoch checkpoints; add --checkpoints"),
+])
+def test_a_selection_glob_matching_nothing_says_what_would(pattern, checkpoints, message):
+    with pytest.raises(errors.ModelNotFoundError) as raised:
+        catalog.select([pattern], checkpoints=checkpoints)
+    assert message in str(raised.value)
+    assert len(catalog.select(["spvvs_resnet18_imagenet_full.ep*"], checkpoints=True)) == 28
+
+
+def test_lookup_is_resolve_without_suggestions():
+    assert catalog.lookup("resnet18_imagenet_full") is catalog.resolve("spvvs_resnet18_imagenet_full")
+    assert catalog.lookup("spvvs_resnet18_imagenet_full.ep3").epoch == 3
+    assert catalog.lookup("spvvs_nope") is None
+
+
+def test_catalogs_are_read_without_importing_family_modules(run_python):
+    process = run_python("import sys\nfrom brainscore_plugins import catalog, list_models\n"
+                         "n = len(list_models(checkpoints=True)); catalog.resolve('resnet18_imagenet_full')\n"
+                         "print(n, sorted(m for m in sys.modules if m.startswith(('torch', 'brainscore_plugins.families.'))))",
+                         {})
+    assert process.stdout.split() == ["11727", "[]"], process.stderr[-2000:]

@@ -28,7 +28,7 @@ def test_help_and_version_without_torch(repo):
 def test_every_command_has_a_description_and_every_option_a_help():
     parser = cli.build_parser()
     [commands] = [a for a in parser._actions if a.dest == "command"]
-    assert set(commands.choices) == {"list", "info", "fetch", "link", "unlink", "generate", "commit", "score",
+    assert set(commands.choices) == {"list", "info", "fetch", "forge", "link", "unlink", "generate", "commit", "score",
                                      "package", "demo", "sweep", "results", "scaling", "report", "noise-ceiling"}
     for name, sub in commands.choices.items():
         assert sub.description, name
@@ -73,3 +73,37 @@ def test_runtime_failures_are_one_line_with_status_1(tmp_path):
     process = _run("fetch", "spvvs_resnet18_imagenet_full", env=env)
     assert process.returncode == 1 and "BRAINSCORE_PLUGINS_MIRROR" in process.stderr
     assert process.stderr.startswith("error: ") and len(process.stderr.strip().splitlines()) == 1
+
+
+def test_list_and_info_spell_an_identifier_as_registered(capsys):
+    assert cli.main(["list", "--json", "resnet18_imagenet_full"]) == 0
+    import json
+    [row] = json.loads(capsys.readouterr().out)
+    assert row["identifier"] == "spvvs_resnet18_imagenet_full" and row["checkpoint"].endswith(".ep100")
+    assert cli.main(["info", "resnet18_imagenet_full.ep3"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["identifier"] == "spvvs_resnet18_imagenet_full.ep3" == info["checkpoint"]
+
+
+def test_list_of_a_glob_matching_nothing_is_status_2_with_close_matches(capsys):
+    assert cli.main(["list", "resnt18_imagenet_full*"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "Did you mean 'resnet18_imagenet_full*'?" in captured.err
+    assert cli.main(["list", "resnet18_imagenet_full*"]) == 0
+    assert capsys.readouterr().out.split()[0] == "spvvs_resnet18_imagenet_full"
+
+
+def test_forge_writes_distinct_loadable_checkpoints(tmp_path, use_mirror, capsys):
+    from brainscore_plugins import create_model
+    mirror = use_mirror(tmp_path / "mirror", tmp_path / "cache")
+    assert cli.main(["forge", "spvvs_alexnet_imagenet_full_seed-0.ep1", "spvvs_alexnet_imagenet_full_seed-0.ep2"]) == 0
+    paths = capsys.readouterr().out.split()
+    assert paths == [str(mirror / "alexnet_imagenet_full_seed-0" / f"ep{n}.pt") for n in (1, 2)]
+    first, second = (create_model(f"spvvs_alexnet_imagenet_full_seed-0.ep{n}") for n in (1, 2))
+    assert not first.features[0].weight.equal(second.features[0].weight)  # per-identifier seeds
+
+
+def test_forge_without_a_mirror_is_a_usage_error(monkeypatch, capsys):
+    monkeypatch.delenv("BRAINSCORE_PLUGINS_MIRROR", raising=False)
+    assert cli.main(["forge", "spvvs_alexnet_imagenet_full_seed-0"]) == 2
+    assert "pass --mirror DIR or set $BRAINSCORE_PLUGINS_MIRROR" in capsys.readouterr().err

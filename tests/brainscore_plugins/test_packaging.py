@@ -47,7 +47,7 @@ def test_the_folder_registers_exactly_the_selection_and_imports_nothing_of_ours(
     for identifier in SELECTION:
         assert json.loads((folder / "region_layer_map" / f"{identifier}.json").read_text()).keys() == {
             "V1", "V2", "V4", "IT"}
-    rows = (folder / "vendor" / "brainscore_plugins" / "data" / "scaling_primate_vvs.csv").read_text().splitlines()
+    rows = (folder / "vendor" / "brainscore_plugins" / "data" / "spvvs.csv").read_text().splitlines()
     assert len(rows) == 1 + len(SELECTION)  # the header and the chosen rows only
     runtime = folder / "vendor" / "brainscore_plugins"
     vendored = {p.relative_to(runtime).as_posix() for p in runtime.rglob("*.py")}

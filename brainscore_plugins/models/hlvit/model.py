@@ -1,7 +1,7 @@
 """humanlike-vits (Orhan, 2023): ViTs pretrained with MAE on human-like video, and their ImageNet-finetuned
 versions, as Brain-Score models.
 
-All 156 models are listed in brainscore_plugins/data/humanlike_vits.csv; this plugin only resolves an identifier
+All 156 models are listed in brainscore_plugins/data/hlvit.csv; this plugin only resolves an identifier
 there and builds it through the shared factory. No region commitment is published for them: a model loads as a
 committed brain model once ``brainscore-plugins commit <identifier>`` has computed its map
 (``get_model`` / ``get_layers`` work without one).
