@@ -6,7 +6,8 @@
 from .catalog import list_models, resolve  # noqa: F401
 
 
-def create_model(name: str, pretrained: bool = True, progress: bool = True):
-    """The torch model of a catalogued identifier (see :func:`brainscore_plugins.factory.create_model`)."""
+def create_model(name: str, pretrained: bool = True, progress: bool = True, **kwargs):
+    """The torch model of a catalogued identifier, timm's keyword arguments accepted (see
+    :func:`brainscore_plugins.factory.create_model`)."""
     from .factory import create_model as _create
-    return _create(name, pretrained=pretrained, progress=progress)
+    return _create(name, pretrained=pretrained, progress=progress, **kwargs)

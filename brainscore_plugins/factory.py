@@ -21,23 +21,58 @@ from .weights import fetch
 _logger = logging.getLogger(__name__)
 
 
-def create_model(name: str, pretrained: bool = True, progress: bool = True) -> torch.nn.Module:
-    """The network for a catalog identifier (or study model id), in eval mode, with its published weights.
+def create_model(name: str, pretrained: bool = True, progress: bool = True, *, checkpoint_path=None,
+                 num_classes: int | None = None, **kwargs) -> torch.nn.Module:
+    """The network for a catalog identifier (or study model id), in eval mode, with its published weights; the
+    keyword arguments as timm's ``create_model``: ``checkpoint_path`` loads that local file (safely and strictly, in
+    the family's checkpoint layout) instead; ``num_classes`` other than the catalogued one replaces the classifier
+    with a new, randomly initialised one of that size after the weights loaded; the others go to the architecture's
+    constructor (timm's or torchvision's, e.g. ``drop_path_rate``).
 
     Raises:
         ModelNotFoundError: ``name`` is not in the catalog.
-        UnsupportedModelError: the catalogued architecture cannot be built.
+        UnsupportedModelError: the catalogued architecture cannot be built, or has no classifier to resize.
+        TypeError: the architecture's constructor does not take one of ``kwargs``.
+        FileNotFoundError: ``checkpoint_path`` is not a file.
         WeightsUnavailableError: the weights are not mirrored or cached and cannot be downloaded.
         CheckpointInvalidError: the weights file is unreadable, unsafe, or holds another model.
     """
-    return network(catalog.resolve(name), pretrained, progress)
+    return network(catalog.resolve(name), pretrained, progress, checkpoint_path=checkpoint_path,
+                   num_classes=num_classes, **kwargs)
 
 
-def network(entry: catalog.Entry, pretrained: bool = True, progress: bool = True) -> torch.nn.Module:
+def network(entry: catalog.Entry, pretrained: bool = True, progress: bool = True, *, checkpoint_path=None,
+            num_classes: int | None = None, **kwargs) -> torch.nn.Module:
     """:func:`create_model` for a catalog entry already resolved."""
     checkpoint_format = _checkpoint_format(entry)
-    weights = _weights(entry, progress) if pretrained else None  # before building: fail fast
-    return _loaded(entry, checkpoint_format, weights).eval()
+    if checkpoint_path is not None:
+        path = Path(checkpoint_path)
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint_path {path} is not a file; pass the path of a checkpoint of "
+                                    f"{entry.identifier}")
+        model = checkpoint_format.load_into(_built(entry, True, **kwargs), path, entry.weights_key)
+    else:
+        weights = _weights(entry, progress) if pretrained else None  # before building: fail fast
+        model = _loaded(entry, checkpoint_format, weights, **kwargs)
+    if num_classes is not None and num_classes != entry.num_classes:
+        _replace_classifier(model, entry, num_classes)
+    return model.eval()
+
+
+def _replace_classifier(model: torch.nn.Module, entry: catalog.Entry, num_classes: int) -> None:
+    """A new classifier with ``num_classes`` outputs: timm's ``reset_classifier``, else the last ``nn.Linear`` with
+    the catalogued number of outputs replaced by a fresh one."""
+    if hasattr(model, "reset_classifier"):
+        model.reset_classifier(num_classes)
+        return
+    heads = [(name, module) for name, module in model.named_modules()
+             if isinstance(module, torch.nn.Linear) and module.out_features == entry.num_classes]
+    if not entry.num_classes or not heads:
+        raise UnsupportedModelError(f"{entry.identifier} has no classifier to give {num_classes} classes (it is a "
+                                    f"feature encoder); leave num_classes out")
+    name, head = heads[-1]
+    parent = model.get_submodule(name.rpartition(".")[0])
+    setattr(parent, name.rpartition(".")[2], torch.nn.Linear(head.in_features, num_classes, head.bias is not None))
 
 
 def _checkpoint_format(entry: catalog.Entry):
@@ -47,23 +82,23 @@ def _checkpoint_format(entry: catalog.Entry):
     return families.get(entry.family).checkpoint_format(entry.checkpoint_format)
 
 
-def _built(entry: catalog.Entry, for_weights: bool) -> torch.nn.Module:
+def _built(entry: catalog.Entry, for_weights: bool, **kwargs) -> torch.nn.Module:
     """The network, on the meta device when weights will be loaded into it and it has no buffers that the weights do
     not hold (non-persistent ones, e.g. a rotary embedding's table): the loaded tensors then become its parameters,
     so it is never initialised at random nor held twice (a 3B-parameter network peaks at its weights, not double)."""
     args = (entry.arch, entry.num_classes, entry.training_method)
     if for_weights:
         with torch.device("meta"):
-            skeleton = architectures.build(*args)
+            skeleton = architectures.build(*args, **kwargs)
         if not any(module._non_persistent_buffers_set for module in skeleton.modules()):
             return skeleton
-    return architectures.build(*args)
+    return architectures.build(*args, **kwargs)
 
 
-def _loaded(entry: catalog.Entry, checkpoint_format, weights: fetch.Weights | None) -> torch.nn.Module:
-    """``entry``'s network with ``weights`` loaded strictly; a file no hash vouched for is trusted (its sha256
-    recorded) only once it loaded (:func:`.weights.fetch.trust_after_load`)."""
-    model = _built(entry, weights is not None)
+def _loaded(entry: catalog.Entry, checkpoint_format, weights: fetch.Weights | None, **kwargs) -> torch.nn.Module:
+    """``entry``'s network (``kwargs`` to its constructor) with ``weights`` loaded strictly; a file no hash vouched
+    for is trusted (its sha256 recorded) only once it loaded (:func:`.weights.fetch.trust_after_load`)."""
+    model = _built(entry, weights is not None, **kwargs)
     if weights is not None:
         fetch.trust_after_load(weights, entry.identifier,
                                lambda path: checkpoint_format.load_into(model, path, entry.weights_key))

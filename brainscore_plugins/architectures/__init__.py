@@ -58,17 +58,17 @@ class ArchSpec:
 
     name: str
     pattern: re.Pattern
-    builder: Callable[[re.Match, int], nn.Module]
+    builder: Callable[..., nn.Module]  # (match, num_classes, **constructor keyword arguments) -> network
     training_methods: tuple[str, ...] = ("supervised",)
 
 
-def _timm(name: str, num_classes: int) -> nn.Module:
+def _timm(name: str, num_classes: int, **kwargs) -> nn.Module:
     import timm
-    return timm.create_model(name, pretrained=False, num_classes=num_classes)
+    return timm.create_model(name, pretrained=False, num_classes=num_classes, **kwargs)
 
 
-def _tv(m: re.Match, num_classes: int) -> nn.Module:
-    return classic.build_torchvision(m["base"], num_classes)
+def _tv(m: re.Match, num_classes: int, **kwargs) -> nn.Module:
+    return classic.build_torchvision(m["base"], num_classes, **kwargs)
 
 
 _RESNET_DEPTHS = "18|34|50|101|152"
@@ -83,23 +83,23 @@ REGISTRY: dict[str, ArchSpec] = {
     "vit_b_16": ArchSpec("ViT", re.compile(r"(?P<base>vit_b_16)"), _tv),
     "cornet_s": ArchSpec("CORnet-S", re.compile(r"cornet_s"), lambda m, n: cornet_s.build_cornet_s(n)),
     "deit": ArchSpec("DeiT", re.compile(r"deit_(?P<size>tiny|small|base|large)"),
-                     lambda m, n: vit.build_deit(m["size"], n)),
-    "vit_ssl": ArchSpec("ViT", re.compile(r"vit_(?P<size>small|base)"), lambda m, n: vit.build_timm_vit(m["size"], n),
+                     lambda m, n, **kw: vit.build_deit(m["size"], n, **kw)),
+    "vit_ssl": ArchSpec("ViT", re.compile(r"vit_(?P<size>small|base)"), lambda m, n, **kw: vit.build_timm_vit(m["size"], n, **kw),
                         ("supervised", "simclr", "dino")),
     "resnetflex": ArchSpec("ResNetFlex", flex.RESNETFLEX_PATTERN, lambda m, n: flex.build_resnetflex(m.string, n),
                            ("supervised", "adversarial", "simclr")),
     "convnextflex": ArchSpec("ConvNeXtFlex", flex.CONVNEXTFLEX_PATTERN,
-                             lambda m, n: flex.build_convnextflex(m.string, n)),
-    "deitflex": ArchSpec("ViTFlex", flex.DEITFLEX_PATTERN, lambda m, n: flex.build_deitflex(m.string, n)),
-    "humanlike_vit": ArchSpec("HumanlikeViT", humanlike.PATTERN, lambda m, n: humanlike.build(m.string, n),
+                             lambda m, n, **kw: flex.build_convnextflex(m.string, n, **kw)),
+    "deitflex": ArchSpec("ViTFlex", flex.DEITFLEX_PATTERN, lambda m, n, **kw: flex.build_deitflex(m.string, n, **kw)),
+    "humanlike_vit": ArchSpec("HumanlikeViT", humanlike.PATTERN, lambda m, n, **kw: humanlike.build(m.string, n, **kw),
                               ("mae", "mae-finetuned")),
     "grouplin": ArchSpec("GroupLin", grouplin.PATTERN, lambda m, n: grouplin.build(),
                          ("grouplin-head", "grouplin-finetune")),
     "timm_clip": ArchSpec("CLIP image tower (timm)", re.compile(
         r"eva02_(?:base_patch16|large_patch14|enormous_patch14)_clip_224|eva_giant_patch14_clip_224|convnext_xxlarge"),
-        lambda m, n: _timm(m.string, n), ("clip", "clip-finetuned")),
+        lambda m, n, **kw: _timm(m.string, n, **kw), ("clip", "clip-finetuned")),
     "internimage": ArchSpec("InternImage", re.compile(r"internimage_g_22kto1k_512"),
-                            lambda m, n: internimage.build(m.string, n)),
+                            lambda m, n, **kw: internimage.build(m.string, n, **kw)),
     "one_peace": ArchSpec("ONE-PEACE vision", re.compile(r"one-peace"), lambda m, n: onepeace.build(),
                           ("multimodal",)),
 }
@@ -140,22 +140,32 @@ def unsupported_reason(arch: str, method: str = "supervised") -> str | None:
     return None
 
 
-def build(arch: str, num_classes: int = 1000, method: str = "supervised") -> nn.Module:
+def build(arch: str, num_classes: int = 1000, method: str = "supervised", **kwargs) -> nn.Module:
     """The network whose ``state_dict()`` equals the checkpoint's weights (wrapper prefix stripped), randomly
-    initialised.
+    initialised; ``kwargs`` go to the architecture's constructor (timm's or torchvision's, e.g. ``drop_path_rate``).
 
     Classifiers (supervised, adversarial) return logits; SSL wrappers return backbone features (DINO: teacher).
     Works under ``with torch.device('meta')``. SSL wrappers ignore ``num_classes`` (their classifier is removed).
+
+    Raises:
+        ValueError: ``arch`` cannot be built with ``method``.
+        TypeError: the constructor does not take one of ``kwargs`` (the message names the architecture).
     """
     reason = unsupported_reason(arch, method)
     if reason:
         raise ValueError(reason)
     _, spec, match = lookup(arch)
-    if method == "simclr":
-        return ssl.SimCLRModel(spec.builder(match, 1000))
-    if method == "dino":
-        return ssl.DINOModel(spec.builder(match, 1000), spec.builder(match, 1000))
-    return spec.builder(match, num_classes)
+    try:
+        if method == "simclr":
+            return ssl.SimCLRModel(spec.builder(match, 1000, **kwargs))
+        if method == "dino":
+            return ssl.DINOModel(spec.builder(match, 1000, **kwargs), spec.builder(match, 1000, **kwargs))
+        return spec.builder(match, num_classes, **kwargs)
+    except TypeError as error:
+        if not kwargs:
+            raise
+        raise TypeError(f"the {spec.name} architecture ({arch}) does not take {', '.join(map(repr, kwargs))}: "
+                        f"{error}; pass only keyword arguments its constructor takes") from None
 
 
 def meta_model(arch: str, method: str | None = None) -> nn.Module:

@@ -7,5 +7,5 @@ import torchvision
 from torch import nn
 
 
-def build_torchvision(name: str, num_classes: int = 1000) -> nn.Module:
-    return getattr(torchvision.models, name)(weights=None, num_classes=num_classes)
+def build_torchvision(name: str, num_classes: int = 1000, **kwargs) -> nn.Module:
+    return getattr(torchvision.models, name)(weights=None, num_classes=num_classes, **kwargs)

@@ -113,21 +113,21 @@ def convnextflex_widths(k: int) -> list[int]:
     return [int(w) for w in np.round(np.array([96, 192, 384, 768]) / _flex_divisor(k) / 8).astype(int) * 8]
 
 
-def build_convnextflex(arch: str, num_classes: int = 1000) -> ConvNeXt:
+def build_convnextflex(arch: str, num_classes: int = 1000, **kwargs) -> ConvNeXt:
     k = int(CONVNEXTFLEX_PATTERN.fullmatch(arch)["k"])
     w = convnextflex_widths(k)
     depths = [3, 3, 9, 3]
     setting = [CNBlockConfig(w[i], w[i + 1] if i < 3 else None, depths[i]) for i in range(4)]
-    return ConvNeXt(setting, stochastic_depth_prob=0.0, layer_scale=1e-6, num_classes=num_classes)
+    return ConvNeXt(setting, num_classes=num_classes, **{"stochastic_depth_prob": 0.0, "layer_scale": 1e-6, **kwargs})
 
 
 def deitflex_width(k: int) -> int:
     return int(np.round(384 / _flex_divisor(k) / 6).astype(int) * 6)
 
 
-def build_deitflex(arch: str, num_classes: int = 1000):
+def build_deitflex(arch: str, num_classes: int = 1000, **kwargs):
     k = int(DEITFLEX_PATTERN.fullmatch(arch)["k"])
-    return deit3_vit(deitflex_width(k), 12, 6, num_classes)
+    return deit3_vit(deitflex_width(k), 12, 6, num_classes, **kwargs)
 
 
 __all__ = ["ResNetFlex", "build_resnetflex", "build_convnextflex", "build_deitflex", "resnetflex_config",

@@ -52,13 +52,14 @@ def _match(arch: str) -> re.Match:
     return match
 
 
-def build(arch: str, num_classes: int = 0) -> VisionTransformer:
-    """The encoder (``num_classes=0``) or the finetuned classifier (BatchNorm1d + Linear head), random init."""
+def build(arch: str, num_classes: int = 0, **kwargs) -> VisionTransformer:
+    """The encoder (``num_classes=0``) or the finetuned classifier (BatchNorm1d + Linear head), random init;
+    ``kwargs``: timm's ``VisionTransformer`` arguments."""
     match = _match(arch)
     dim, depth, heads = SIZES[match["size"]]
     model = VisionTransformer(img_size=int(match["img"] or 224), patch_size=PATCH, embed_dim=dim, depth=depth,
-                              num_heads=heads, mlp_ratio=4.0, qkv_bias=True, global_pool="token",
-                              norm_layer=functools.partial(nn.LayerNorm, eps=1e-6), num_classes=0)
+                              num_heads=heads, mlp_ratio=4.0, qkv_bias=True, norm_layer=functools.partial(
+                                  nn.LayerNorm, eps=1e-6), num_classes=0, **{"global_pool": "token", **kwargs})
     if num_classes:
         model.head = nn.Sequential(nn.BatchNorm1d(dim, affine=False, eps=1e-6), nn.Linear(dim, num_classes))
         model.num_classes = num_classes

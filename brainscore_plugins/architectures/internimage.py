@@ -267,11 +267,11 @@ class InternImage(nn.Module):
         return self.head(self.fc_norm(x))
 
 
-def build(config: str = "internimage_g_22kto1k_512", num_classes: int = 1000) -> InternImage:
+def build(config: str = "internimage_g_22kto1k_512", num_classes: int = 1000, **kwargs) -> InternImage:
     """The network of ``CONFIGS[config]``, randomly initialised (works under ``with torch.device('meta')``)."""
     if config not in CONFIGS:
         raise ValueError(f"unknown InternImage config {config!r} (known: {', '.join(CONFIGS)})")
-    return InternImage(**CONFIGS[config], num_classes=num_classes)
+    return InternImage(**{**CONFIGS[config], **kwargs}, num_classes=num_classes)
 
 
 def candidate_layers(model: InternImage) -> list[str]:

@@ -22,19 +22,20 @@ DEIT_LAYER_SCALE = 1e-4  # cfgs/runai/deit/defaults.yaml: layer_scale_init_value
 
 
 def deit3_vit(embed_dim: int, depth: int, num_heads: int, num_classes: int = 1000,
-              init_values: float = DEIT_LAYER_SCALE) -> VisionTransformer:
-    """A DeiT-III style ViT (patch 16, 224 px, class token outside the position embedding, LayerScale)."""
+              init_values: float = DEIT_LAYER_SCALE, **kwargs) -> VisionTransformer:
+    """A DeiT-III style ViT (patch 16, 224 px, class token outside the position embedding, LayerScale); ``kwargs``:
+    timm's ``VisionTransformer`` arguments."""
     return VisionTransformer(patch_size=16, embed_dim=embed_dim, depth=depth, num_heads=num_heads,
-                             no_embed_class=True, init_values=init_values, num_classes=num_classes)
+                             no_embed_class=True, init_values=init_values, num_classes=num_classes, **kwargs)
 
 
-def build_deit(size: str, num_classes: int = 1000) -> VisionTransformer:
+def build_deit(size: str, num_classes: int = 1000, **kwargs) -> VisionTransformer:
     if size == "tiny":
-        return deit3_vit(192, 12, 3, num_classes)
+        return deit3_vit(192, 12, 3, num_classes, **kwargs)
     return timm.create_model(f"deit3_{size}_patch16_224", pretrained=False, num_classes=num_classes,
-                             init_values=DEIT_LAYER_SCALE)
+                             **{"init_values": DEIT_LAYER_SCALE, **kwargs})
 
 
-def build_timm_vit(size: str, num_classes: int = 1000) -> VisionTransformer:
+def build_timm_vit(size: str, num_classes: int = 1000, **kwargs) -> VisionTransformer:
     """``vit_{size}_patch16_224`` (timm defaults: class token, qkv bias, no LayerScale)."""
-    return timm.create_model(f"vit_{size}_patch16_224", pretrained=False, num_classes=num_classes)
+    return timm.create_model(f"vit_{size}_patch16_224", pretrained=False, num_classes=num_classes, **kwargs)

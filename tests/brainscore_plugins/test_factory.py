@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from brainscore_plugins import candidates, catalog, committed_maps, factory, provenance, settings
+from brainscore_plugins import candidates, catalog, committed_maps, errors, factory, provenance, settings
 from brainscore_plugins.scale import scoring
 
 HLVIT = "hlvit_vits14_1.0_1"  # no catalog map: its map is one written by `commit`
@@ -67,3 +67,33 @@ def test_a_study_alias_names_our_identifier():
     epoch = catalog.resolve(f"{STUDY_ALIAS}.ep10")
     assert epoch.identifier_of(f"{STUDY_ALIAS}.ep10") == "spvvs_resnet18_imagenet_full.ep10"
     assert epoch.identifier_of(epoch.identifier) == epoch.identifier
+
+
+def test_create_model_takes_timms_keyword_arguments(tmp_path, use_mirror):
+    import torch
+    from brainscore_plugins import create_model, forge
+    vit = create_model("spvvs_deit_tiny_imagenet_full_seed-0", pretrained=False, drop_path_rate=0.25, drop_rate=0.5)
+    assert vit.blocks[-1].drop_path1.drop_prob == 0.25 and vit.head_drop.p == 0.5  # timm's constructor got them
+    convnext = create_model("spvvs_convnext_tiny_imagenet_full_seed-0", pretrained=False, stochastic_depth_prob=0.3)
+    assert convnext.features[7][2].stochastic_depth.p == 0.3  # torchvision's constructor, ours overridden
+    with pytest.raises(TypeError, match=r"the ResNet architecture \(resnet18\) does not take 'drop_path_rate'"):
+        create_model("resnet18_imagenet_full", pretrained=False, drop_path_rate=0.1)
+    with pytest.raises(TypeError, match=r"CORnet-S architecture \(cornet_s\) does not take 'in_chans'"):
+        create_model(catalog.list_models("cornet_s*")[0], pretrained=False, in_chans=1)
+
+    mirror = use_mirror(tmp_path / "mirror", tmp_path / "cache")
+    forged = forge.forge_into_mirror("resnet18_imagenet_full", mirror)
+    published = create_model("resnet18_imagenet_full")
+    resized = create_model("resnet18_imagenet_full", num_classes=10)  # the published weights, a new 10-way head
+    assert resized.fc.out_features == 10 and resized.fc.in_features == 512
+    assert resized.layer4[1].conv2.weight.equal(published.layer4[1].conv2.weight)
+    local = tmp_path / "mine.pt"
+    forged.rename(local)  # no mirror copy left: only checkpoint_path can give these weights
+    from_file = create_model("resnet18_imagenet_full", checkpoint_path=local)
+    assert all(torch.equal(a, b) for a, b in zip(from_file.state_dict().values(), published.state_dict().values()))
+    with pytest.raises(FileNotFoundError, match="checkpoint_path .*missing.pt is not a file"):
+        create_model("resnet18_imagenet_full", checkpoint_path=tmp_path / "missing.pt")
+    with pytest.raises(errors.UnsupportedModelError, match="has no classifier to give 10 classes"):
+        create_model("spvvs_simclr_resnet18_imagenet_full_seed-0", pretrained=False, num_classes=10)
+    encoder = create_model("hlvit_vits14_1.0_1", pretrained=False, num_classes=10)  # timm's: a head added
+    assert encoder(torch.zeros(1, 3, 224, 224)).shape == (1, 10)
