@@ -72,7 +72,7 @@ def _fetch(args) -> None:
 def _forge(args) -> None:
     import zlib
     from . import forge
-    mirror = args.mirror or os.environ.get(settings.MIRROR)
+    mirror = args.mirror or settings.mirror()
     if not mirror:
         raise ValueError(f"forge needs a mirror folder to write into: pass --mirror DIR or set ${settings.MIRROR}")
     identifiers = _selection(args)
@@ -169,6 +169,7 @@ def _score(args) -> int:
     from . import families, provenance
     from .scale import results, scoring, units
 
+    _require_linked()
     models, benchmarks = _split_score_arguments(args.words)
     failures = []
     for name, entry in models:
@@ -193,8 +194,19 @@ def _score(args) -> int:
     return max((_exit_status(failure) for _, _, failure in failures), default=0)
 
 
+def _require_linked() -> None:
+    """Brain-Score finds our models and benchmarks only through the links ``link`` makes."""
+    from . import bridge
+    from .errors import NotLinkedError
+    if not bridge.is_linked():
+        raise NotLinkedError("our plugins are not linked into the installed brainscore_vision, so it cannot find "
+                             "them (it would fail with 'No registrations found'); run `brainscore-plugins link` once "
+                             "in this environment")
+
+
 def _sweep(args) -> None:
     from .scale import sweep
+    _require_linked()
     summary = sweep.sweep(_selection(args), args.benchmarks, args.results, engine=args.engine, jobs=args.jobs,
                           address=args.address, workers=args.workers, cpus=args.cpus, memory_gb=args.memory_gb,
                           retry_failed=args.retry_failed, progress=not args.quiet)
@@ -475,6 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from region_commitment.errors import RegionCommitmentError
+    settings.quiet_libraries()
     try:
         status = args.run(args) or 0
         sys.stdout.flush()

@@ -68,3 +68,7 @@ class ScalingInputError(BrainscorePluginsError, ValueError):
 
 class ReportInputError(BrainscorePluginsError, ValueError):
     """A results table or image list that cannot be reported."""
+
+
+class NotLinkedError(BrainscorePluginsError):
+    """Our plugin folders are not linked into the installed ``brainscore_vision``, which then cannot find them."""

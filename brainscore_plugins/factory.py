@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from . import architectures, candidates, catalog, committed_maps, families, provenance
+from . import architectures, candidates, catalog, committed_maps, families, provenance, settings
 from .errors import (BenchmarkDataUnavailableError, CommitmentFailedError, CommitmentInputError, ModelNotFoundError,
                      NotCommittedError, UnsupportedModelError)
 from .preprocessing import pipeline_name, preprocessing_for
@@ -143,6 +143,7 @@ def activations_model(name: str, pretrained: bool = True, preprocessing: str | N
         ModelNotFoundError, UnsupportedModelError, WeightsUnavailableError, CheckpointInvalidError: as
             :func:`create_model`.
     """
+    settings.warn_dependency_installs()
     return _activations_model(catalog.resolve(name), name, pretrained, preprocessing)
 
 
@@ -150,7 +151,6 @@ def _activations_model(entry: catalog.Entry, name: str, pretrained: bool, prepro
     """:func:`activations_model` of a resolved ``entry``; it carries ``feature_maps``, how the fMRI encoding search
     reads its layers (:func:`.candidates.feature_maps`)."""
     from brainscore_vision.model_helpers.activations.pytorch import PytorchWrapper
-    from . import settings
     from .fast_activations import FastPytorchWrapper
 
     extractor = settings.extractor()
@@ -243,7 +243,6 @@ def commit(name: str, benchmarks: dict | None = None, *, layers: list[str] | str
     import region_commitment
     from region_commitment import brainscore_internals, reference as reference_sets
     from region_commitment.errors import BenchmarkUnavailableError, RegionCommitmentError
-    from . import settings
 
     entry = entry or catalog.resolve(name)
     name = entry.identifier_of(name)  # a study alias is written (and later found) under our identifier
@@ -309,6 +308,7 @@ def brain_model(name: str, pretrained: bool = True):
     from brainscore_vision.model_helpers.brain_transformation import ModelCommitment
     from region_commitment.brainscore_internals import torch_module
 
+    settings.warn_dependency_installs()
     if name.endswith(families.FMRI_SUFFIX):
         return fmri_predictor(name, pretrained)
     entry = catalog.resolve(name)

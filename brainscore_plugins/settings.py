@@ -5,6 +5,7 @@ set after import counts). ``region_commitment`` has its own (:mod:`region_commit
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from region_commitment.settings import VARIABLES as COMMITMENT_VARIABLES, Variable
@@ -19,6 +20,8 @@ EXTRACTOR = "BRAINSCORE_PLUGINS_EXTRACTOR"
 EXTRACTORS = ("fast", "fast-channels-last", "brainscore")
 HF_HUB_OFFLINE = "HF_HUB_OFFLINE"
 HF_HUB_CACHE = "HF_HUB_CACHE"
+INSTALL_DEPENDENCIES = "BS_INSTALL_DEPENDENCIES"  # Brain-Score's own
+_INSTALL_WARNED = "BRAINSCORE_PLUGINS_INSTALL_WARNED"  # set once warned: the sweep's model processes inherit it
 
 VARIABLES = (
     Variable(MIRROR, "unset", "read-only folder of weights files at their catalog paths (weights_file), searched "
@@ -39,6 +42,9 @@ VARIABLES = (
                                  "... subj08) that the algonauts2023 benchmarks read"),
     Variable(HF_HUB_OFFLINE, "unset", "1: Hugging Face Hub files come from its cache only (no network)"),
     Variable(HF_HUB_CACHE, "huggingface_hub's default", "where huggingface_hub caches Hub files"),
+    Variable(INSTALL_DEPENDENCIES, "yes", "Brain-Score's: 'no' skips its `pip install -r requirements.txt` of every "
+                                          "plugin it loads (about a minute per load); our plugins warn once when it "
+                                          "is not 'no'"),
 )
 
 
@@ -99,6 +105,30 @@ def hf_offline() -> bool:
 
 def hf_cache() -> str | None:
     return os.environ.get(HF_HUB_CACHE) or None
+
+
+def warn_dependency_installs() -> None:
+    """Say once per run, on stderr, that Brain-Score runs pip for every plugin it loads unless
+    ``BS_INSTALL_DEPENDENCIES=no`` (the run's processes share the once: the variable :data:`_INSTALL_WARNED`)."""
+    value = os.environ.get(INSTALL_DEPENDENCIES, "yes")
+    if value == "no" or os.environ.get(_INSTALL_WARNED):
+        return
+    os.environ[_INSTALL_WARNED] = "1"
+    print(f"warning: {INSTALL_DEPENDENCIES}={value}: Brain-Score runs `pip install -r requirements.txt` of every "
+          f"plugin it loads (about a minute per load); set {INSTALL_DEPENDENCIES}=no when they are installed "
+          f"already, as brainscore-plugins' are", file=sys.stderr, flush=True)
+
+
+def quiet_libraries() -> None:
+    """Silence what only the libraries' maintainers want to hear: albumentations' update check (a network call and a
+    line per process) and xarray's ``__slots__`` notice about Brain-Score's classes, here and (through the
+    environment) in the sweep's model processes."""
+    import warnings
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+    warnings.filterwarnings("ignore", message="xarray subclass", category=FutureWarning)
+    inherited = os.environ.get("PYTHONWARNINGS")  # the same filter for the sweep's model processes
+    if "xarray subclass" not in (inherited or ""):
+        os.environ["PYTHONWARNINGS"] = ",".join(filter(None, (inherited, "ignore:xarray subclass:FutureWarning")))
 
 
 def installed_version(distribution: str) -> str:

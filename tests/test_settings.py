@@ -51,3 +51,46 @@ def test_variables_are_read_when_used_not_at_import(monkeypatch, name, value):
     monkeypatch.setenv(name, value)
     read = settings.mirror() if name == settings.MIRROR else settings.cache_dir()
     assert str(read) == value
+
+
+def test_dependency_installs_are_warned_once_per_run(monkeypatch, capsys):
+    monkeypatch.delenv(settings.INSTALL_DEPENDENCIES, raising=False)
+    monkeypatch.delenv(settings._INSTALL_WARNED, raising=False)
+    settings.warn_dependency_installs()
+    settings.warn_dependency_installs()
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("set BS_INSTALL_DEPENDENCIES=no") == 1
+    assert captured.err.startswith("warning: BS_INSTALL_DEPENDENCIES=yes: Brain-Score runs `pip install")
+    import os
+    assert os.environ[settings._INSTALL_WARNED] == "1"  # what the run's other processes inherit
+    monkeypatch.delenv(settings._INSTALL_WARNED)
+    monkeypatch.setenv(settings.INSTALL_DEPENDENCIES, "no")
+    settings.warn_dependency_installs()
+    assert capsys.readouterr().err == ""
+
+
+def test_loading_through_our_plugins_warns_about_dependency_installs(monkeypatch, capsys):
+    from brainscore_plugins import factory
+    monkeypatch.delenv(settings.INSTALL_DEPENDENCIES, raising=False)
+    monkeypatch.delenv(settings._INSTALL_WARNED, raising=False)
+    factory.activations_model("spvvs_alexnet_imagenet_full_seed-0", pretrained=False)
+    assert "set BS_INSTALL_DEPENDENCIES=no" in capsys.readouterr().err
+
+
+def test_library_noise_is_silenced_here_and_in_child_processes(monkeypatch):
+    import os
+    import warnings
+    monkeypatch.delenv("NO_ALBUMENTATIONS_UPDATE", raising=False)
+    monkeypatch.setenv("PYTHONWARNINGS", "default::DeprecationWarning")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        settings.quiet_libraries()
+        settings.quiet_libraries()
+        warnings.warn("xarray subclass Score should explicitly define __slots__", FutureWarning)
+    assert caught == []
+    assert os.environ["NO_ALBUMENTATIONS_UPDATE"] == "1"
+    assert os.environ["PYTHONWARNINGS"] == "default::DeprecationWarning,ignore:xarray subclass:FutureWarning"
+    child = subprocess.run([sys.executable, "-c", "import warnings; warnings.warn('xarray subclass X should "
+                            "explicitly define __slots__', FutureWarning); warnings.warn('kept', FutureWarning)"],
+                           capture_output=True, text=True, timeout=60)
+    assert "xarray subclass" not in child.stderr and "kept" in child.stderr

@@ -6,11 +6,13 @@ refuses identifiers no installed plugin registers, before anything runs.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import difflib
 import json
 import math
 import resource
+import sys
 import time
 from dataclasses import dataclass
 
@@ -65,7 +67,8 @@ def score_row(identifier: str, benchmark: str, entry: catalog.Entry | None = Non
     start = time.perf_counter()
     failure = None
     try:
-        score = brainscore_vision.score(identifier, benchmark)
+        with contextlib.redirect_stdout(sys.stderr):  # Brain-Score's [pre-flight] lines: chatter, not results
+            score = brainscore_vision.score(identifier, benchmark)
     except Exception as error:  # recorded in the row; the caller goes on with the next pair
         failure = error
         values = {"status": results.FAILED, "score": math.nan, "error_message": first_line(error)}

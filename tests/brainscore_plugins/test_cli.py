@@ -107,3 +107,14 @@ def test_forge_without_a_mirror_is_a_usage_error(monkeypatch, capsys):
     monkeypatch.delenv("BRAINSCORE_PLUGINS_MIRROR", raising=False)
     assert cli.main(["forge", "spvvs_alexnet_imagenet_full_seed-0"]) == 2
     assert "pass --mirror DIR or set $BRAINSCORE_PLUGINS_MIRROR" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["score", "resnet18_imagenet_full", "bsp-synthetic.IT-pls"],
+                                     ["sweep", "resnet18_imagenet_full", "--benchmark", "bsp-synthetic.IT-pls"]])
+def test_scoring_without_the_links_names_the_link_command(monkeypatch, capsys, command):
+    from brainscore_plugins import bridge
+    monkeypatch.setattr(bridge, "is_linked", lambda: False)
+    assert cli.main(command) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("error: our plugins are not linked") and "run `brainscore-plugins link`" in error
+    assert len(error.strip().splitlines()) == 1

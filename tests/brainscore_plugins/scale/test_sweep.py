@@ -144,3 +144,16 @@ def test_forwarded_environment_keeps_only_what_workers_need():
     forwarded = sweep.forwarded_environment([("BRAINSCORE_PLUGINS_MIRROR", "/m"), ("HOME", "/root"),
                                              ("HF_HUB_OFFLINE", "1"), ("AWS_SECRET_ACCESS_KEY", "x")])
     assert forwarded == {"BRAINSCORE_PLUGINS_MIRROR": "/m", "HF_HUB_OFFLINE": "1"}
+
+
+def test_brainscores_prints_during_scoring_go_to_stderr(monkeypatch, capsys):
+    import brainscore_vision
+
+    def chatty(identifier, benchmark):
+        print("[pre-flight] [OK]  0.01 GB needed")
+        raise RuntimeError("no data here")
+    monkeypatch.setattr(brainscore_vision, "score", chatty)
+    row, failure = scoring.score_row("spvvs_resnet18_imagenet_full", "bsp-synthetic.IT-pls")
+    captured = capsys.readouterr()
+    assert captured.out == "" and "[pre-flight]" in captured.err
+    assert row["status"] == "failed" and row["error_message"] == "RuntimeError: no data here"
