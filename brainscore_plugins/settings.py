@@ -5,6 +5,7 @@ set after import counts). ``region_commitment`` has its own (:mod:`region_commit
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -119,16 +120,28 @@ def warn_dependency_installs() -> None:
           f"already, as brainscore-plugins' are", file=sys.stderr, flush=True)
 
 
+NOISE = (  # (message start, category, module): warnings for the libraries' maintainers, not for our users
+    ("xarray subclass", "FutureWarning", ""),  # Brain-Score's classes lack __slots__
+    ("'multi_class' was deprecated", "FutureWarning", ""),  # sklearn, once per layer of Brain-Score's readouts
+    ("Mean of empty slice", "RuntimeWarning", "brainscore_vision.metrics.i1i2.metric"),  # images without trials
+)
+
+
 def quiet_libraries() -> None:
-    """Silence what only the libraries' maintainers want to hear: albumentations' update check (a network call and a
-    line per process) and xarray's ``__slots__`` notice about Brain-Score's classes, here and (through the
-    environment) in the sweep's model processes."""
+    """Silence :data:`NOISE` and albumentations' update check (a network call and a line per process), here and,
+    through the environment (``PYTHONWARNINGS``, ``NO_ALBUMENTATIONS_UPDATE``), in the processes this one starts."""
+    import builtins
     import warnings
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-    warnings.filterwarnings("ignore", message="xarray subclass", category=FutureWarning)
-    inherited = os.environ.get("PYTHONWARNINGS")  # the same filter for the sweep's model processes
-    if "xarray subclass" not in (inherited or ""):
-        os.environ["PYTHONWARNINGS"] = ",".join(filter(None, (inherited, "ignore:xarray subclass:FutureWarning")))
+    inherited = os.environ.get("PYTHONWARNINGS") or ""
+    added = []
+    for message, category, module in NOISE:
+        warnings.filterwarnings("ignore", message=re.escape(message), category=getattr(builtins, category),
+                                module=re.escape(module) + r"\Z" if module else "")
+        entry = f"ignore:{message}:{category}:{module}"
+        if entry not in inherited.split(","):
+            added.append(entry)
+    os.environ["PYTHONWARNINGS"] = ",".join(filter(None, (inherited, *added)))
 
 
 def installed_version(distribution: str) -> str:
