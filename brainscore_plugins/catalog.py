@@ -96,18 +96,23 @@ def row(identifier: str, entry: Entry) -> dict:
 CSV_COLUMNS = tuple(f.name for f in fields(Entry) if f.name != "family")
 
 
-def _parse(row: dict, family: str) -> Entry:
-    return Entry(
-        family=family,
-        epoch=int(row["epoch"]) if row["epoch"] else None,
-        latest=row["latest"] == "1",
-        num_classes=int(row["num_classes"]),
-        resize=int(row["resize"]),
-        crop=int(row["crop"]),
-        n_params=int(row["n_params"]) if row["n_params"] else None,
-        **{k: row[k] for k in CSV_COLUMNS if k not in
-           ("epoch", "latest", "num_classes", "resize", "crop", "n_params")},
-    )
+_CONVERTERS = {"epoch": lambda v: int(v) if v else None, "latest": lambda v: v == "1", "num_classes": int,
+               "resize": int, "crop": int, "n_params": lambda v: int(v) if v else None}
+
+
+def _read(path, family: str) -> list[Entry]:
+    """The entries of one catalog CSV (positional reading: the catalogs are read on every command)."""
+    with open(path, newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader, [])
+        missing = [name for name in CSV_COLUMNS if name not in header]
+        if missing:
+            raise ModelNotFoundError(f"the catalog {path} lacks column(s) {', '.join(missing)}; regenerate it with "
+                                     f"its family's generator script")
+        columns = [(None, None) if f.name == "family" else (header.index(f.name), _CONVERTERS.get(f.name))
+                   for f in fields(Entry)]
+        return [Entry(*[family if position is None else convert(values[position]) if convert else values[position]
+                        for position, convert in columns]) for values in reader]
 
 
 @functools.lru_cache(maxsize=None)
@@ -119,8 +124,7 @@ def entries(family: str | None = None) -> tuple[Entry, ...]:
     """
     rows = []
     for prefix in [families.check_prefix(family)] if family else families.prefixes():
-        with open(families.catalog_path(prefix), newline="") as f:
-            rows.extend(_parse(row, prefix) for row in csv.DictReader(f))
+        rows.extend(_read(families.catalog_path(prefix), prefix))
     return tuple(rows)
 
 

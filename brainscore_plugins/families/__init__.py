@@ -20,10 +20,14 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from ..errors import ModelNotFoundError
-from ..preprocessing import IMAGENET_MEAN, IMAGENET_STD
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 FMRI_SUFFIX = "-fmri"
+
+
+def _imagenet_normalization(arch: str) -> tuple:
+    from ..preprocessing import IMAGENET_MEAN, IMAGENET_STD  # imported when used: listing needs no numpy
+    return IMAGENET_MEAN, IMAGENET_STD
 
 
 def _block_outputs(model) -> list[str]:
@@ -56,7 +60,7 @@ class Family:
     requirements: tuple[str, ...] = ("torch", "torchvision", "timm", "numpy<2")
     candidate_layers: Callable = _block_outputs        # built network -> candidate layers, readout last
     eval_batch_size: Callable[[str], int] = field(default=lambda arch: 64)  # arch -> images per forward pass
-    normalization: Callable[[str], tuple] = field(default=lambda arch: (IMAGENET_MEAN, IMAGENET_STD))
+    normalization: Callable[[str], tuple] = _imagenet_normalization
     # arch -> (mean, std) the network was trained with
     fmri_predictor: Callable | None = None  # (identifier, network, preprocessing) -> a model that predicts fMRI;
     # when set, every identifier X also registers X + FMRI_SUFFIX (:func:`brainscore_plugins.factory.brain_model`)
