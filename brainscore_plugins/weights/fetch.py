@@ -8,7 +8,8 @@ Lookup order for ``<relative path>`` (``<model_id>/ep<N>.pt``, the URL's path af
    ``<torch.hub.get_dir()>/brainscore_plugins`` (i.e. ``$TORCH_HOME/hub`` or ``$XDG_CACHE_HOME/torch/hub``);
 3. a download of the URL into ``<file>.partial`` (TLS verified). An interrupted one is resumed with ``Range`` and
    ``If-Range`` (the ETag, else Last-Modified, of its first attempt, kept in ``<file>.partial.json``) when the
-   answer's ``Content-Range`` continues it; otherwise it starts over. A body shorter than its ``Content-Length``
+   answer's ``Content-Range`` continues it and the answer's own ETag or Last-Modified is that validator (a server may
+   ignore ``If-Range``); otherwise it starts over. A body shorter than its ``Content-Length``
    stays partial; an HTML page (``Content-Type: text/html``) is refused. An exclusive lock (``filelock``) on
    ``<file>.lock`` (left in the cache) is held meanwhile: a concurrent download of the same file says that it
    waits, then finds the finished one, or gives up after ``$BRAINSCORE_PLUGINS_LOCK_TIMEOUT`` seconds.
@@ -16,8 +17,10 @@ Lookup order for ``<relative path>`` (``<model_id>/ep<N>.pt``, the URL's path af
 Trust: a file is checked against its published sha256 (the catalog's; for a Hugging Face LFS file, the one the Hub
 reports, or offline the one huggingface_hub's cache stored it under) or the one recorded in
 ``<cache>/<relative path>.sha256``. A file with neither is trusted only once it loaded as a checkpoint of its
-architecture (:func:`trust_after_load`): then its sha256 is recorded and a download gets its final name (at once
-when it matched a known hash). One that does not load is removed from the cache (never from the mirror or
+architecture and, when it is a zip archive (``torch.save``'s format), every member's CRC verified
+(:func:`trust_after_load`): then its sha256 is recorded and a download gets its final name (at once when it matched
+a known hash). A download's first load holds its lock, so a concurrent fetch of the same file waits and then uses
+the trusted file. One that does not load is removed from the cache (never from the mirror or
 huggingface_hub's cache: the error says what to do).
 
 Cache files (the file, its ``.partial``, ``.partial.json``, ``.lock`` and ``.sha256``) are opened without following
@@ -43,6 +46,7 @@ import socket
 import stat
 import urllib.error
 import urllib.request
+import zipfile
 from pathlib import Path
 from typing import Callable, Iterator, Literal
 
@@ -180,31 +184,64 @@ def _checked(path: Path, final: Path, record: Path, published: str | None,
 
 def trust_after_load(weights: Weights, identifier: str, load: Callable[[Path], object]) -> None:
     """``load(weights.path)``, which raises :class:`CheckpointInvalidError` for a file that is not a checkpoint of
-    ``identifier``'s architecture; then trust the file: record its sha256, and give a download its final name.
+    ``identifier``'s architecture; then, for a file no hash vouched for, check its zip CRCs and trust it: record its
+    sha256, and give a download its final name. A download is loaded under its lock; one that another process
+    trusted meanwhile is loaded from its final name.
 
     Raises:
-        CheckpointInvalidError: ``load``'s error; for a file no hash vouched for, it says where the file is and what to
-            do, and a copy in the cache has been removed.
+        CheckpointInvalidError: ``load``'s error, or a damaged archive; for a file no hash vouched for, it says where
+            the file is and what to do, and a copy in the cache has been removed.
     """
-    try:
-        load(weights.path)
-    except CheckpointInvalidError as error:
-        if weights.vouched:
-            raise
-        raise _rejected(weights, identifier, error) from error
     if weights.vouched:
+        load(weights.path)
         return
     if weights.path == weights.final:
+        _load_unvouched(weights, identifier, load, locked=False)
         _write(weights.record, weights.sha256 + "\n")
         return
     with _locked(weights.final):
+        if _lstat(weights.final):  # another process loaded, checked and recorded it while this one waited
+            load(_checked(weights.final, weights.final, weights.record, None, "cache").path)
+            return
+        _load_unvouched(weights, identifier, load, locked=True)
         if _identity(_lstat(weights.path)) == weights.identity:  # not restarted by another process meanwhile
             _write(weights.record, weights.sha256 + "\n")
             os.replace(weights.path, weights.final)
             _remove(_state_file(weights.final))
 
 
-def _rejected(weights: Weights, identifier: str, error: CheckpointInvalidError) -> CheckpointInvalidError:
+def _load_unvouched(weights: Weights, identifier: str, load: Callable[[Path], object], locked: bool) -> None:
+    """``load`` a file no hash vouched for, then verify its zip CRCs; a failure removes a cache copy and says so
+    (``locked``: the caller holds the file's lock)."""
+    try:
+        load(weights.path)
+        verify_archive(weights.path)
+    except CheckpointInvalidError as error:
+        raise _rejected(weights, identifier, error, locked) from error
+
+
+def verify_archive(path: Path) -> None:
+    """Check every member's CRC when ``path`` is a zip archive (a loader may read a damaged one without noticing).
+
+    Raises:
+        CheckpointInvalidError: a member fails its CRC check, or the archive cannot be read.
+    """
+    if not zipfile.is_zipfile(path):
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        raise CheckpointInvalidError(f"{path} is a damaged archive ({error})") from error
+    if damaged is not None:
+        raise CheckpointInvalidError(f"{path} is a damaged archive: its member {damaged} fails its CRC check (a "
+                                     f"download spliced from two versions of the file, or a disk error)")
+
+
+def _rejected(weights: Weights, identifier: str, error: CheckpointInvalidError,
+              locked: bool = False) -> CheckpointInvalidError:
+    """The error for a file no hash vouched for that did not load; a cache copy is removed (under its lock, unless
+    the caller holds it: ``locked``)."""
     what = f"not a checkpoint of {identifier} ({error})"
     if weights.where == "mirror":
         return CheckpointInvalidError(f"The mirrored file {weights.path} is {what}; replace it with the published "
@@ -212,7 +249,7 @@ def _rejected(weights: Weights, identifier: str, error: CheckpointInvalidError) 
     if weights.where == "huggingface":
         return CheckpointInvalidError(f"{weights.path} in the Hugging Face cache is {what}; delete it so that it is "
                                       f"downloaded again.")
-    with _locked(weights.final):
+    with contextlib.nullcontext() if locked else _locked(weights.final):
         removed = _identity(_lstat(weights.path)) == weights.identity  # else another process replaced it meanwhile
         if removed:
             _remove(weights.path, *(() if weights.path == weights.final else (_state_file(weights.final),)))
@@ -329,7 +366,8 @@ def _request(url: str, offset: int, validator: str | None, total: int | None,
         length = response.headers.get("Content-Length")
         return response, 0, int(length) if length is not None else None
     span = re.fullmatch(r"bytes (\d+)-\d+/(\d+)", response.headers.get("Content-Range", "").strip())
-    if offset and span and int(span[1]) == offset and total in (None, int(span[2])):
+    same_file = validator in (response.headers.get("ETag"), response.headers.get("Last-Modified"))  # a server may
+    if offset and span and int(span[1]) == offset and total in (None, int(span[2])) and same_file:  # ignore If-Range
         return response, offset, int(span[2])
     response.close()
     if not offset:

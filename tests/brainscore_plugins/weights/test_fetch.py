@@ -398,3 +398,73 @@ def test_atomic_replace_keeps_old_file_and_no_temp_on_error(tmp_path):
         tmp.write_text("half")
         raise RuntimeError
     assert target.read_text() == "old" and [p.name for p in target.parent.iterdir()] == ["f.txt"]
+
+
+def test_a_resumed_answer_with_another_validator_is_not_spliced(server, served, isolated_cache):
+    """A server that ignores If-Range answers 206 with a Content-Range that continues the partial file, but the file
+    changed (same size, another ETag): the client starts over rather than splice the two versions."""
+    _Handler.truncate_at = 300_000
+    with pytest.raises(errors.WeightsUnavailableError, match="stopped"):
+        fetch.fetch(server, "m/ep1.pt", progress=False)
+    served.write_bytes(CHANGED)  # same size
+    _Handler.truncate_at, _Handler.ignore_if_range = None, True
+    weights = fetch.fetch(server, "m/ep1.pt", progress=False)
+    assert weights.path.read_bytes() == CHANGED  # not PAYLOAD[:300000] + CHANGED[300000:]
+    assert _Handler.requests[1] == {"Range": "bytes=300000-", "If-Range": _Handler.requests[1]["If-Range"]}
+    assert _Handler.requests[2] == {}  # the 206 was refused: the whole file again
+
+
+def _damaged_checkpoint(path: Path) -> bytes:
+    """A ``torch.save`` zip whose tensor bytes were changed after writing: it loads, but a CRC fails."""
+    import torch
+    torch.save({"weight": torch.arange(4096, dtype=torch.float32)}, path)
+    data = bytearray(path.read_bytes())
+    at = data.index(torch.arange(4096, dtype=torch.float32).numpy().tobytes()[4000:4016])
+    data[at] ^= 0xFF
+    return bytes(data)
+
+
+def test_a_damaged_archive_is_never_recorded_even_if_it_loads(server, served, isolated_cache, tmp_path):
+    import torch
+    served.write_bytes(_damaged_checkpoint(tmp_path / "made.pt"))
+    weights = fetch.fetch(server, "m/ep1.pt", progress=False)
+    torch.load(weights.path, weights_only=True)  # the loader does not notice
+    with pytest.raises(errors.CheckpointInvalidError, match=r"damaged archive: its member .* fails its CRC check"):
+        fetch.trust_after_load(weights, "m", lambda path: torch.load(path, weights_only=True))
+    assert sorted(p.name for p in (isolated_cache / "m").iterdir()) == ["ep1.pt.lock"]  # removed, nothing recorded
+    fetch.verify_archive(tmp_path / "made.pt")  # the undamaged archive passes
+
+
+CONCURRENT_CHILD = """
+import sys, time
+from pathlib import Path
+from brainscore_plugins.weights import fetch
+expected = bytes(range(256)) * 4096
+
+def load(path):
+    time.sleep(1.0)  # a slow strict load: the other process waits on the lock meanwhile
+    assert Path(path).read_bytes() == expected
+
+weights = fetch.fetch(sys.argv[1], "m/ep1.pt", progress=False)
+fetch.trust_after_load(weights, "m", load)
+print(weights.final.read_bytes() == expected)
+"""
+
+
+def test_two_processes_fetching_one_file_wait_and_share_it(server, isolated_cache, repo):
+    """No published or recorded hash: the first process downloads and loads under the lock; the second waits, then
+    uses the file the first trusted (one request); both succeed."""
+    import subprocess
+    import sys
+    import time
+    _Handler.gate, _Handler.gate_after = threading.Event(), 100_000  # the body stalls until both have started
+    env = {**os.environ, settings.CACHE: str(isolated_cache), settings.LOCK_TIMEOUT: "60"}
+    children = [subprocess.Popen([sys.executable, "-c", CONCURRENT_CHILD, server], env=env, cwd=repo,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    time.sleep(3)
+    _Handler.gate.set()
+    outputs = [child.communicate(timeout=120) for child in children]
+    assert [child.returncode for child in children] == [0, 0], [err[-1500:] for _, err in outputs]
+    assert [out.strip() for out, _ in outputs] == ["True", "True"] and _Handler.gets == 1
+    assert (isolated_cache / "m" / "ep1.pt.sha256").read_text().strip() == SHA
+    assert not list(isolated_cache.rglob("*.partial"))
