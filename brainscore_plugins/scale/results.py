@@ -38,6 +38,8 @@ COLUMNS = {
     "timestamp": "string", "wall_s": "float64", "peak_rss_mb": "float64", "schema_version": "Int64",
 }
 REQUIRED_V0 = ("identifier", "benchmark", "score")
+MAX_ROWS = 2_000_000  # every catalogued checkpoint on ~170 benchmarks; about 2 GB once read
+MAX_DECODED_BYTES = 1 << 30  # the results columns, decompressed (still encoded) as the file's metadata declares
 FILTERS = ("identifier", "benchmark", "family", "arch", "dataset", "status")
 
 
@@ -72,11 +74,38 @@ def read(path: str | Path | None = None) -> pd.DataFrame:
     if not path.exists():
         return frame([])
     try:
-        table = pd.read_parquet(path)
+        columns = _bounded_columns(path)
+        table = pd.read_parquet(path, columns=columns)
+    except ResultsTableError:
+        raise
     except Exception as error:  # pyarrow's errors have no common base worth naming
         raise ResultsTableError(f"{path} is not a results table (Parquet): {str(error).splitlines()[0]}; pass "
                                 f"another --results file or move this one away") from None
     return _migrated(table, path)
+
+
+def _bounded_columns(path: Path) -> list[str]:
+    """The table's columns that a results table has, once its metadata shows that reading them stays within
+    :data:`MAX_ROWS` rows and :data:`MAX_DECODED_BYTES` (a few-kilobyte file may declare millions of rows);
+    columns of no schema are never read.
+
+    Raises:
+        ResultsTableError: a table beyond those bounds.
+    """
+    import pyarrow.parquet as pq
+
+    metadata = pq.ParquetFile(path).metadata
+    names = [metadata.schema.column(i).name for i in range(metadata.num_columns)]
+    wanted = [name for name in dict.fromkeys(names) if name in COLUMNS]
+    positions = [i for i, name in enumerate(names) if name in COLUMNS]
+    decoded = sum(metadata.row_group(g).column(i).total_uncompressed_size
+                  for g in range(metadata.num_row_groups) for i in positions)
+    if metadata.num_rows > MAX_ROWS or decoded > MAX_DECODED_BYTES:
+        raise ResultsTableError(
+            f"{path} declares {metadata.num_rows:,} rows and {decoded:,} bytes of results columns, beyond what a "
+            f"results table holds ({MAX_ROWS:,} rows, {MAX_DECODED_BYTES:,} bytes): it is damaged or not ours; pass "
+            f"another --results file or move this one away")
+    return wanted
 
 
 def _migrated(table: pd.DataFrame, path: Path) -> pd.DataFrame:

@@ -313,3 +313,30 @@ def test_cli_score_writes_rows_and_reports_failures_after_the_others(linked, tmp
     (tmp_path / "bad.parquet").write_text("nope")
     assert cli.main(["results", "--results", str(tmp_path / "bad.parquet")]) == 2
     assert "is not a results table" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bound, value", [("MAX_ROWS", 1000), ("MAX_DECODED_BYTES", 20_000)])
+def test_a_table_beyond_the_bounds_is_refused_from_its_metadata(tmp_path, monkeypatch, bound, value):
+    """A few-kilobyte Parquet file can declare millions of rows: the metadata is checked before anything is read."""
+    path = tmp_path / "bomb.parquet"
+    pd.DataFrame({"identifier": ["x"] * 5000, "benchmark": ["b" * 20] * 5000, "score": np.arange(5000.0)}).to_parquet(
+        path, index=False)
+    assert len(results.read(path)) == 5000  # within the default bounds
+    monkeypatch.setattr(results, bound, value)
+    monkeypatch.setattr(pd, "read_parquet", lambda *a, **k: pytest.fail("read before the bounds were checked"))
+    with pytest.raises(ResultsTableError, match=rf"{path} declares 5,000 rows and [\d,]+ bytes of results columns, "
+                                                r"beyond what a results table holds"):
+        results.read(path)
+
+
+def test_columns_of_no_schema_are_never_read(tmp_path, monkeypatch):
+    path = tmp_path / "extra.parquet"
+    pd.DataFrame({"identifier": ["x"], "benchmark": ["b"], "score": [0.5], "junk": ["j" * 100_000]}).to_parquet(
+        path, index=False)
+    read_columns = []
+    real = pd.read_parquet
+    monkeypatch.setattr(pd, "read_parquet", lambda p, columns=None, **k: read_columns.append(columns) or real(
+        p, columns=columns, **k))
+    table = results.read(path)
+    assert read_columns == [["identifier", "benchmark", "score"]] and "junk" not in table
+    assert table.score.tolist() == [0.5] and table.status.tolist() == ["ok"]
