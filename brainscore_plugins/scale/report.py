@@ -1,4 +1,6 @@
-"""A static HTML page of scoring results: a sortable, filterable table, failed rows marked, and image sections.
+"""A static HTML page of scoring results: a sortable, filterable table that fits the page's width (the main columns
+shown, every other one in a column chooser), failed rows marked and listed with their whole error messages, and
+sections of full-width images (the figures of :mod:`.report_figures`, layer-commitment plots), with links to each.
 
 The page works opened from the file system (``file://``) with no network: its CSS and JavaScript are inline, the
 table is embedded as JSON in a ``<script type="application/json">`` element and rendered with ``textContent`` (the
@@ -33,8 +35,10 @@ from ..errors import ReportInputError
 __all__ = ["ReportInputError", "write_report", "REQUIRED_COLUMNS", "DEFAULT_COLUMNS"]
 
 REQUIRED_COLUMNS = ("identifier", "benchmark", "score", "status")
-DEFAULT_COLUMNS = ("identifier", "benchmark", "status", "score", "unit", "metric", "error", "ceiling",
-                   "published_score", "published_difference", "family", "arch", "dataset", "epoch", "wall_s")
+# the columns shown at first (error_message too when a row failed), narrow enough for the page's width; every
+# other column is a click away in the column chooser
+DEFAULT_COLUMNS = ("identifier", "benchmark", "status", "score", "unit", "metric", "published_score",
+                   "published_difference", "epoch")
 UNIT_COLUMNS = ("score", "error", "ceiling", "published_score", "published_difference")  # in the row's unit
 UNIT_NOTES = {units.FRACTION: "Brain-Score benchmarks, in [0, 1]",
               units.PERCENT: "Algonauts 2023 benchmarks, as the challenge reports them"}
@@ -59,7 +63,8 @@ def write_report(table: pd.DataFrame, output, *, images: dict[str, list[tuple[Pa
     now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
     values = {"title": html.escape(str(title)), "summary": html.escape(_summary(table)), "legend": _legend(table),
               "generated": now.strftime("%Y-%m-%d %H:%M UTC"), "generated_iso": now.isoformat(),
-              "images": _images_html(figures), "data": _script_json(_payload(table, title, now))}
+              "images": _images_html(figures), "failed": _failed_html(table),
+              "contents": _contents_html(table, figures), "data": _script_json(_payload(table, title, now))}
     page = _PLACEHOLDER.sub(lambda m: values[m.group(1)], _template())  # one pass: filled text is never re-scanned
     target = out / "index.html"
     with replacing(target) as temporary:
@@ -151,11 +156,35 @@ def _images_html(figures) -> str:
     return "\n".join(parts)
 
 
+def _failed_count(table: pd.DataFrame) -> int:
+    return int((table["status"].astype("string") == "failed").sum())
+
+
+def _failed_html(table: pd.DataFrame) -> str:
+    """The failed rows' section; the page's script fills its list from the data (identifier, benchmark, message)."""
+    failed = _failed_count(table)
+    if not failed:
+        return ""
+    return ('<section class="failed" id="failed" aria-labelledby="failed-title">\n'
+            f'<h2 id="failed-title">Failed rows ({failed})</h2>\n'
+            '<div class="failures"><ol id="failed-list"></ol></div>\n</section>')
+
+
+def _contents_html(table: pd.DataFrame, figures) -> str:
+    """Links to the page's sections."""
+    links = [("results-title", "Results table")]
+    if _failed_count(table):
+        links.append(("failed-title", f"Failed rows ({_failed_count(table)})"))
+    links += [(f"images-{number}", section) for number, (section, _) in enumerate(figures)]
+    items = "\n".join(f'<a href="#{target}">{html.escape(text)}</a>' for target, text in links)
+    return f'<nav class="contents" aria-label="sections">{items}</nav>'
+
+
 def _summary(table: pd.DataFrame) -> str:
     def count(n: int, noun: str) -> str:
         return f"{n} {noun}{'' if n == 1 else 's'}"
 
-    failed = int((table["status"].astype("string") == "failed").sum())
+    failed = _failed_count(table)
     text = (f"{count(table['identifier'].nunique(), 'model')} \u00b7 {count(table['benchmark'].nunique(), 'benchmark')}"
             f" \u00b7 {count(len(table), 'row')}")
     return text + (f" ({failed} failed)" if failed else "")

@@ -1,8 +1,10 @@
 """The static results page (brainscore_plugins.scale.report) in a real headless browser (Chromium or Chrome, found by
-tests/browser.py), opened over file:// with no network. One browser serves the module; each test gets a fresh page that records console errors,
-page errors, dialogs and any request that is not a local file."""
+tests/browser.py), opened over file:// with no network. One browser serves the module; each test gets a fresh page
+that records console errors, page errors, dialogs and any request that is not a local file. Also the page of
+`brainscore-plugins report` with its figures, and (run as a script) the screenshot in docs/images/report.png."""
 from __future__ import annotations
 
+import io
 import json
 import re
 from dataclasses import dataclass, field
@@ -207,6 +209,8 @@ def test_clicking_the_score_header_sorts(opened, report):
     assert scores == sorted(scores, reverse=True) and rows[-1]["score"] == ""
     assert page.get_attribute("#results th[data-col=score]", "aria-sort") == "descending"
     assert count_text(page) == f"{len(table)} of {len(table)} rows"
+    page.click("details.columns summary")  # wall_s is one of the columns shown on demand
+    page.check("#column-choice label:has-text('wall_s') input")
     page.click("#results th[data-col=wall_s] button")  # numeric, not lexicographic: 1, 13.5, 26, ..., 101, ...
     walls = [float(r["wall_s"]) for r in visible_rows(page)]
     assert walls == sorted(walls) and walls != sorted(walls, key=str)
@@ -317,8 +321,12 @@ def test_column_chooser_shows_any_column(opened, report):
     page.check("#column-choice label:has-text('layers') input")
     layers = page.eval_on_selector_all("#results td[data-col=layers]", "tds => tds.map(td => td.textContent)")
     assert len(layers) == len(report.table) and json.loads(layers[0])["V1"] == "layer1.0"
-    page.uncheck("#column-choice label:has-text('wall_s') input")
-    assert page.locator("#results th[data-col=wall_s]").count() == 0
+    assert page.locator("#results th[data-col=wall_s]").count() == 0  # not shown at first, listed as one more
+    assert not page.is_checked("#column-choice label:has-text('wall_s') input")
+    hidden = len(report.table.columns) - len([c for c in DEFAULT_COLUMNS if c in report.table]) - 1  # error_message
+    assert page.inner_text("#more-columns").startswith(f"\u2014 {hidden} more to show: family, arch, dataset")
+    page.uncheck("#column-choice label:has-text('epoch') input")
+    assert page.locator("#results th[data-col=epoch]").count() == 0
     assert count_text(page) == f"{len(report.table)} of {len(report.table)} rows"
 
 
@@ -352,49 +360,6 @@ def test_rewrite_replaces_the_page(tmp_path):
     after = second.read_text(encoding="utf-8")
     assert after != before and "<h1>Second</h1>" in after and "section class=\"images\"" not in after
     assert sorted(p.name for p in tmp_path.iterdir()) == ["images", "index.html", "src"]  # no temporary files left
-
-
-def test_report_command_end_to_end(browser, tmp_path, monkeypatch):
-    """`brainscore-plugins report`: the results table of spvvs final checkpoints (scored as published) and one
-    committed hlvit model gives a page with the table, the table's own scaling fits and the commitment's plot."""
-    from brainscore_plugins import cli, settings
-    from brainscore_plugins.scale import laws, results
-
-    study = laws.study_table()
-    study = study[study.latest & study.dataset.isin(["imagenet", "ecoset"])]
-    rows = [{"identifier": f"spvvs_{r.model_id}", "benchmark": r.benchmark, "status": "ok", "score": r.score,
-             "family": "spvvs", "model_id": r.model_id, "epoch": r.epoch} for r in study.itertuples()]
-    hlvit = "hlvit_vits14_1.0_1"
-    rows.append({"identifier": hlvit, "benchmark": "MajajHong2015public.IT-pls", "status": "failed",
-                 "error_message": "WeightsUnavailableError: offline", "family": "hlvit", "model_id": "vits14_1.0_1"})
-    path = tmp_path / "r.parquet"
-    results.append(rows, path)
-    monkeypatch.setenv(settings.DATA, str(tmp_path / "data"))
-    committed = tmp_path / "data" / "commitments" / "hlvit"
-    (committed / "region_layer_map").mkdir(parents=True)
-    (committed / "region_layer_map" / f"{hlvit}.json").write_text('{"IT": "blocks.8"}')
-    png(committed / "layer_scores" / f"{hlvit}.png")
-
-    assert cli.main(["report", str(path), "-o", str(tmp_path / "site"), "--bootstrap", "2"]) == 0
-    scaling_plots = sorted((tmp_path / "site" / "scaling").glob("scaling_*.png"))
-    assert len(scaling_plots) >= 5 and (tmp_path / "site" / "scaling" / "scaling_fit.json").is_file()
-    page = browser.new_page()
-    errors = []
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto((tmp_path / "site" / "index.html").as_uri(), wait_until="load")
-    widths = page.eval_on_selector_all("img", "images => images.map(i => i.naturalWidth)")
-    headings = page.eval_on_selector_all("section.images h2", "hs => hs.map(h => h.textContent)")
-    captions = page.eval_on_selector_all("figcaption", "cs => cs.map(c => c.textContent)")
-    count = page.eval_on_selector_all("#results tbody tr", "trs => trs.length")
-    page.close()
-    assert not errors and headings == ["Scaling fits", "Layer commitments"]
-    assert len(widths) == len(scaling_plots) + 1 and all(w > 0 for w in widths) and hlvit in captions
-    assert count == len(rows)
-
-    empty = tmp_path / "empty.parquet"
-    assert cli.main(["report", str(empty), "-o", str(tmp_path / "none")]) == 2
-    assert not (tmp_path / "none").exists()
 
 
 def test_units_and_metrics_are_labelled_and_never_ranked_together(browser, tmp_path):
@@ -454,3 +419,161 @@ def test_units_and_metrics_are_labelled_and_never_ranked_together(browser, tmp_p
     assert count_text(page) == "4 of 6 rows"
     page.close()
     assert not errors
+
+
+def test_failed_rows_section_shows_each_error_within_the_page(opened, report):
+    """Failed rows are listed with their identifier, benchmark and whole message, wrapped inside the viewport; the
+    table fits the page's width."""
+    page, table = opened.page, report.table
+    failed = table[table["status"] == "failed"].iloc[0]
+    assert page.inner_text("#failed-title") == "Failed rows (1)"
+    item = page.locator("#failed-list li")
+    assert item.count() == 1 and item.locator("script").count() == 0
+    assert item.locator(".what").inner_text() == f"{failed.identifier} \u00b7 {failed.benchmark}"
+    message = item.locator(".message")
+    assert message.inner_text() == ERROR and message.is_visible()
+    width = page.evaluate("document.documentElement.clientWidth")
+    box = message.bounding_box()
+    assert box["width"] > 100 and box["x"] >= 0 and box["x"] + box["width"] <= width
+    assert page.evaluate("document.documentElement.scrollWidth") <= width  # nothing off-screen to the right
+    wrap = page.evaluate("[document.querySelector('.table-wrap').scrollWidth, "
+                         "document.querySelector('.table-wrap').clientWidth]")
+    assert wrap[0] <= wrap[1], wrap
+    assert page.locator("nav.contents a[href='#failed-title']").count() == 1
+
+
+def realistic_results(tmp: Path) -> tuple[Path, Path]:
+    """A results table of 40 study models (final checkpoints on the five benchmarks, near their published scores),
+    the epochs of three of them, a catalogued model of another family, an uncatalogued one and two failures; and a
+    --commitments folder with one model's layer-score plot. Returns (table path, commitments folder)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from brainscore_plugins.scale import laws, results
+
+    study = laws.study_table()
+    flags = study[["is_pretrained", "is_random", "is_ssl", "is_adv", "is_ablation"]].astype(bool).any(axis=1)
+    final = study[study.latest & study.dataset.isin(["imagenet", "ecoset"]) & ~flags]
+    chosen = final.drop_duplicates("model_id").sample(40, random_state=3).model_id
+    rng = np.random.default_rng(0)
+    rows = []
+    for r in final[final.model_id.isin(chosen)].itertuples():
+        score = r.score + rng.normal(0, 0.01)
+        rows.append({"identifier": f"spvvs_{r.model_id}", "benchmark": r.benchmark, "status": "ok", "score": score,
+                     "unit": "fraction", "metric": "brainscore", "family": "spvvs", "model_id": r.model_id,
+                     "arch": r.arch, "dataset": r.dataset, "epoch": r.epoch, "published_score": r.score,
+                     "published_difference": score - r.score, "wall_s": float(rng.uniform(30, 300))})
+    trained = study[~study.latest].model_id.drop_duplicates().head(3)
+    for r in study[study.model_id.isin(trained) & (study.epoch % 10 == 0)].itertuples():
+        rows.append({"identifier": f"spvvs_{r.model_id}.ep{r.epoch}", "benchmark": r.benchmark, "status": "ok",
+                     "score": r.score, "unit": "fraction", "family": "spvvs", "model_id": r.model_id,
+                     "epoch": r.epoch, "published_score": r.score, "published_difference": 0.0})
+    rows += [{"identifier": "grouplin_phase1", "benchmark": "MajajHong2015public.IT-pls", "status": "ok",
+              "score": 0.47, "unit": "fraction", "family": "grouplin"},
+             {"identifier": "my_lab_net_v2", "benchmark": "MajajHong2015public.IT-pls", "status": "ok", "score": 0.51,
+              "unit": "fraction", "family": "mine"},
+             {"identifier": "hlvit_vits14_1.0_1", "benchmark": "MajajHong2015public.IT-pls", "status": "failed",
+              "family": "hlvit", "error_message": "WeightsUnavailableError: hlvit_vits14_1.0_1: the weights are not "
+              "in the mirror (/data/mirror/hlvit/vits14_1.0_1.pth) and the network is unreachable; set "
+              "BRAINSCORE_PLUGINS_MIRROR or run `brainscore-plugins fetch hlvit_vits14_1.0_1` where it is reachable"},
+             {"identifier": "spvvs_resnet18_imagenet_full", "benchmark": "Rajalingham2018public-i2n",
+              "status": "failed", "family": "spvvs", "model_id": "resnet18_imagenet_full",
+              "error_message": "BenchmarkDataUnavailableError: Rajalingham2018public-i2n: the stimuli are not cached "
+              "and the Brain-Score S3 bucket is unreachable (offline)"}]
+    path = tmp / "results.parquet"
+    results.append(rows, path)
+    commitments = tmp / "my-commitments"
+    (commitments / "layer_scores").mkdir(parents=True)
+    fig = Figure(figsize=(9, 4), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    layers = [f"layer{i}" for i in range(1, 9)]
+    for region, peak in (("V1", 2), ("V2", 3), ("V4", 5), ("IT", 7)):
+        ax.plot(layers, np.exp(-(np.arange(8) - peak) ** 2 / 6) * 0.6, marker="o", label=region)
+    ax.set_title("my_lab_net_v2: layer scores per region")
+    ax.legend()
+    fig.savefig(commitments / "layer_scores" / "my_lab_net_v2.png")
+    return path, commitments
+
+
+@pytest.fixture(scope="module")
+def cli_report(tmp_path_factory) -> Path:
+    """`brainscore-plugins report` of :func:`realistic_results` with its --commitments folder: the page's path."""
+    from brainscore_plugins import cli, settings
+
+    tmp = tmp_path_factory.mktemp("cli_report")
+    path, commitments = realistic_results(tmp)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(settings.DATA, str(tmp / "data"))
+        assert cli.main(["report", str(path), "-o", str(tmp / "site"), "--commitments", str(commitments),
+                         "--bootstrap", "5", "--quiet"]) == 0
+    return tmp / "site" / "index.html"
+
+
+def test_report_command_figures_render(browser, cli_report):
+    """Every figure of the CLI's page loads at its full size and is drawn (an element screenshot of many colours,
+    not one); the page has no console error; the user's figures are at least 900 px wide and shown that wide."""
+    from brainscore_plugins.scale.report_figures import SECTIONS
+
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(cli_report.as_uri(), wait_until="load")
+    headings = page.eval_on_selector_all("section.images h2", "hs => hs.map(h => h.textContent)")
+    assert headings == [SECTIONS["scaling"], SECTIONS["trajectory"], SECTIONS["comparison"], "Layer commitments"]
+    figures = page.locator("section.images figure img")
+    sizes = figures.evaluate_all("imgs => imgs.map(i => [i.complete, i.naturalWidth, i.naturalHeight, "
+                                 "i.getBoundingClientRect().width, "
+                                 "i.closest('section').querySelector('h2').textContent])")
+    assert len(sizes) == 5 + 5 + 1 + 1, sizes  # per benchmark, its epochs, ours vs. published, one commitment
+    for complete, natural, height, shown, section in sizes:
+        assert complete and height > 300
+        assert natural >= (900 if section != "Layer commitments" else 880)
+        assert shown >= min(natural, 1100)  # at the page's full width (or its own, when narrower)
+    for number in range(figures.count()):
+        shot = Image.open(io.BytesIO(figures.nth(number).screenshot())).convert("RGB")
+        assert shot.width >= 800
+        pixels = np.asarray(shot, dtype=float)
+        assert pixels.std() > 10 and len(set(map(tuple, pixels.reshape(-1, 3)[::97]))) > 20  # drawn, not blank
+    captions = page.eval_on_selector_all("figcaption", "cs => cs.map(c => c.textContent)")
+    assert any(c.startswith("my_lab_net_v2 (layer scores in ") for c in captions)
+    assert any("published fit (Gokce & Schrimpf 2024), not your results" in c for c in captions)
+    assert page.locator("#failed-list li").count() == 2
+    page.close()
+    assert not errors, errors
+
+
+def write_docs_screenshot(browser_executable: str, target: Path) -> Path:
+    """The screenshot the documentation shows (docs/images/report.png): the top of a realistic report page and its
+    first figure, as a palette PNG."""
+    import tempfile
+
+    from brainscore_plugins import cli, settings
+
+    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as patch, sync_playwright() as pw:
+        tmp = Path(tmp)
+        path, commitments = realistic_results(tmp)
+        patch.setenv(settings.DATA, str(tmp / "data"))
+        assert cli.main(["report", str(path), "-o", str(tmp / "site"), "--commitments", str(commitments), "--quiet",
+                         "--title", "Brain-Score results: 40 study models"]) == 0
+        chromium = pw.chromium.launch(executable_path=browser_executable, headless=True, args=CHROMIUM_ARGS)
+        page = chromium.new_page(viewport={"width": 1280, "height": 1500})
+        page.goto((tmp / "site" / "index.html").as_uri(), wait_until="load")
+        page.evaluate("document.querySelector('.table-wrap').style.maxHeight = '430px'")
+        page.evaluate("document.getElementById('failed').after(document.getElementById('images-0'))")
+        shot = Image.open(io.BytesIO(page.screenshot())).convert("RGB")
+        chromium.close()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shot.quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(target, optimize=True)
+    return target
+
+
+if __name__ == "__main__":  # python tests/brainscore_plugins/scale/test_report.py: rewrite docs/images/report.png
+    import sys
+
+    repository = Path(__file__).resolve().parents[3]
+    sys.path.insert(0, str(repository / "tests"))
+    import browser as browsers
+
+    print(write_docs_screenshot(browsers.find(), repository / "docs" / "images" / "report.png"))
