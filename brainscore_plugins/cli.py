@@ -152,6 +152,7 @@ def _split_score_arguments(words: list[str]) -> tuple[list[str], list[str]]:
     each list non-empty; every model is resolved to (identifier, catalog entry) (an unknown one raises)."""
     from .scale import scoring
     known = set(scoring.known_benchmarks())
+    words = list(dict.fromkeys(words))  # each pair once
     benchmarks = [w for w in words if w in known]
     models = [w for w in words if w not in known]
     if not benchmarks:

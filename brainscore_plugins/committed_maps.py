@@ -43,12 +43,48 @@ def locate(entry, name: str) -> Located | None:
     return None
 
 
+MAX_FILE_BYTES = 1 << 20  # a map or readout file is a few hundred bytes
+
+
 def read(located: Located) -> tuple[dict[str, str], str | None]:
-    """(region -> layer map, behavioral readout layer or ``None`` when no readout file was written) at ``located``."""
+    """(region -> layer map, behavioral readout layer or ``None`` when no readout file was written) at ``located``.
+
+    Raises:
+        CommitmentFailedError: a file that is not what ``commit`` writes (damaged, truncated, too large, edited);
+            the message names it and the fix.
+    """
     folder, identifier = located
     readout_path = folder / "behavioral_readout" / f"{identifier}.json"
-    readout = json.loads(readout_path.read_text())["behavioral_readout_layer"] if readout_path.is_file() else None
-    return json.loads((folder / "region_layer_map" / f"{identifier}.json").read_text()), readout
+    readout = None
+    if readout_path.is_file():
+        readout = _read_json(readout_path, identifier).get("behavioral_readout_layer")
+        if not isinstance(readout, str) or not readout:
+            raise _damaged(readout_path, identifier, "no behavioral_readout_layer name")
+    map_path = folder / "region_layer_map" / f"{identifier}.json"
+    region_map = _read_json(map_path, identifier)
+    if not region_map or not all(isinstance(k, str) and isinstance(v, str) and v for k, v in region_map.items()):
+        raise _damaged(map_path, identifier, "not a map of regions to layer names")
+    return region_map, readout
+
+
+def _read_json(path: Path, identifier: str) -> dict:
+    """A JSON object from ``path``, at most :data:`MAX_FILE_BYTES` read."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise _damaged(path, identifier, f"larger than {MAX_FILE_BYTES:,} bytes")
+        value = json.loads(data.decode("utf-8"))
+    except (OSError, ValueError) as error:  # unreadable, not UTF-8, not JSON
+        raise _damaged(path, identifier, str(error).splitlines()[0] if str(error) else type(error).__name__) from None
+    if not isinstance(value, dict):
+        raise _damaged(path, identifier, f"a JSON {type(value).__name__}, not an object")
+    return value
+
+
+def _damaged(path: Path, identifier: str, what: str) -> CommitmentFailedError:
+    return CommitmentFailedError(f"the commitment file {path} is damaged ({what}); delete it and run "
+                                 f"`brainscore-plugins commit {identifier}` again")
 
 
 def writable_folder(family: str, output: str | Path | None = None) -> Path:

@@ -11,6 +11,7 @@ import datetime
 import difflib
 import json
 import math
+import re
 import resource
 import sys
 import time
@@ -58,6 +59,12 @@ def score_model(task: Task) -> list[dict]:
     return [score_row(task.identifier, benchmark)[0] for benchmark in task.benchmarks]
 
 
+def failed_rows(task: Task, message: str) -> list[dict]:
+    """A ``failed`` row per benchmark of a model whose scoring did not answer (its process died, say)."""
+    return [{**described(task.identifier, b, math.nan)[0], "benchmark": b, "status": results.FAILED,
+             "score": math.nan, "error_message": message} for b in task.benchmarks]
+
+
 def score_row(identifier: str, benchmark: str, entry: catalog.Entry | None = None) -> tuple[dict, Exception | None]:
     """``brainscore_vision.score`` of one pair as a results row (status ``failed`` with the error's first line on an
     exception; ``metric`` and ``unit`` from the score's attributes where it names them), and the exception.
@@ -69,24 +76,43 @@ def score_row(identifier: str, benchmark: str, entry: catalog.Entry | None = Non
     try:
         with contextlib.redirect_stdout(sys.stderr):  # Brain-Score's [pre-flight] lines: chatter, not results
             score = brainscore_vision.score(identifier, benchmark)
-    except Exception as error:  # recorded in the row; the caller goes on with the next pair
-        failure = error
-        values = {"status": results.FAILED, "score": math.nan, "error_message": first_line(error)}
-    else:
         values = {"status": results.OK, "score": _number(score), "error": _number(score.attrs.get("error")),
                   "ceiling": _number(score.attrs.get("ceiling")), "raw": _number(score.attrs.get("raw")),
                   "error_message": ""}
         values.update({k: str(score.attrs[k]) for k in ("metric", "unit") if score.attrs.get(k) is not None})
+    except Exception as error:  # recorded in the row; the caller goes on with the next pair
+        failure = error
+        values = {"status": results.FAILED, "score": math.nan, "error_message": first_line(error)}
     wall = time.perf_counter() - start
-    return {**model_columns(identifier, benchmark, values["score"], entry), **values, "benchmark": benchmark,
-            "wall_s": wall, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}, failure
+    columns, unreadable = described(identifier, benchmark, values["score"], entry)
+    if unreadable is not None and failure is None:  # scored, but its commitment or catalog row cannot be read
+        failure = unreadable
+        values = {"status": results.FAILED, "score": math.nan, "error_message": first_line(unreadable)}
+    return {**columns, **values, "benchmark": benchmark, "wall_s": wall,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}, failure
+
+
+def described(identifier: str, benchmark: str, score: float,
+              entry: catalog.Entry | None = None) -> tuple[dict, Exception | None]:
+    """(:func:`model_columns`, None); or, when describing the model raises (a damaged commitment file, say), the
+    columns that need nothing read and the error: a row is written whatever the model's files hold."""
+    try:
+        return model_columns(identifier, benchmark, score, entry), None
+    except Exception as error:  # noqa: BLE001 - one model's data never stops a sweep
+        return {"identifier": identifier, "unit": units.unit(benchmark), "schema_version": results.SCHEMA_VERSION,
+                "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}, error
+
+
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def first_line(error: BaseException, kind: bool = True) -> str:
     """``<kind>: <the message's first line>`` (at most 1,000 characters): what a row keeps of a failure; without
-    ``kind``, the line alone."""
+    ``kind``, the line alone. Control characters (a terminal escape) and lone surrogates (a path's undecodable
+    bytes) are written as ``\\xNN`` / ``\\udcNN``, so the line is valid UTF-8 and prints as it is."""
     text = str(error).strip()
     line = text.splitlines()[0] if text else ""
+    line = _UNPRINTABLE.sub(lambda m: m.group(0).encode("unicode_escape", "backslashreplace").decode("ascii"), line)
     return f"{type(error).__name__}: {line}"[:1000] if kind else line
 
 

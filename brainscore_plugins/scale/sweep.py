@@ -23,7 +23,7 @@ from typing import Callable, Iterable
 
 from . import results
 from ..errors import ModelNotFoundError
-from .scoring import Task, check_benchmarks, first_line, score_model
+from .scoring import Task, check_benchmarks, failed_rows, first_line, score_model
 
 _logger = logging.getLogger(__name__)
 ENGINES = ("local", "ray")
@@ -72,6 +72,7 @@ def sweep(identifiers: list[str], benchmarks: list[str], path: str | Path | None
         raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     if min(jobs, workers or 1, cpus) <= 0:
         raise ValueError("--jobs, --workers and --cpus must be positive")
+    identifiers, benchmarks = list(dict.fromkeys(identifiers)), list(dict.fromkeys(benchmarks))  # each pair once
     check_benchmarks(benchmarks)
     path = Path(path or results.default_path())
     tasks = plan(identifiers, benchmarks, results.read(path), retry_failed)
@@ -97,13 +98,6 @@ def sweep(identifiers: list[str], benchmarks: list[str], path: str | Path | None
             _run_ray(tasks, address, workers or jobs, cpus, memory_gb, record)
     summary.seconds = time.perf_counter() - start
     return summary
-
-
-def failed_rows(task: Task, message: str) -> list[dict]:
-    """A ``failed`` row per benchmark of a model whose process died before it answered."""
-    from .scoring import model_columns
-    return [{**model_columns(task.identifier, b, math.nan), "benchmark": b, "status": results.FAILED,
-             "score": math.nan, "error_message": message} for b in task.benchmarks]
 
 
 def _run_local(tasks: list[Task], jobs: int, record: Callable[[list[dict]], None]) -> None:

@@ -43,3 +43,51 @@ def test_a_packaged_folder_wins_over_the_data_folder(tmp_path, monkeypatch):
     committed_maps.add_folder(tmp_path / "packaged")
     assert committed_maps.locate(entry, HLVIT) == (tmp_path / "packaged", HLVIT)
     assert factory.region_map(HLVIT)[0] == {"IT": "blocks.7"}
+
+
+HLVIT = "hlvit_vits14_1.0_1"
+GOOD_MAP = {"V1": "blocks.1", "V2": "blocks.2", "V4": "blocks.3", "IT": "blocks.7"}
+
+
+@pytest.mark.parametrize("name, content, what", [
+    ("behavioral_readout", b"{}", "no behavioral_readout_layer name"),
+    ("behavioral_readout", b'{"behavioral_readout_layer": 3}', "no behavioral_readout_layer name"),
+    ("region_layer_map", b"[1, 2]", "a JSON list, not an object"),
+    ("region_layer_map", b'{"V1": ""}', "not a map of regions to layer names"),
+    ("region_layer_map", b'{"V1": "blocks.1"', "Expecting"),
+    ("region_layer_map", b'{"V1": "\xff"}', "can't decode byte 0xff"),
+    ("region_layer_map", b" " * (committed_maps.MAX_FILE_BYTES + 1), "larger than 1,048,576 bytes"),
+])
+def test_a_damaged_commitment_file_is_named_with_the_fix(tmp_path, monkeypatch, name, content, what):
+    monkeypatch.setenv(settings.DATA, str(tmp_path / "data"))
+    monkeypatch.setattr(committed_maps, "_FOLDERS", [])
+    folder = committed_maps.data_folder("hlvit")
+    for part, text in (("region_layer_map", json.dumps(GOOD_MAP).encode()),
+                       ("behavioral_readout", b'{"behavioral_readout_layer": "fc_norm"}')):
+        (folder / part).mkdir(parents=True)
+        (folder / part / f"{HLVIT}.json").write_bytes(content if part == name else text)
+    located = committed_maps.locate(catalog.resolve(HLVIT), HLVIT)
+    with pytest.raises(errors.CommitmentFailedError) as raised:
+        committed_maps.read(located)
+    message = str(raised.value)
+    assert f"commitment file {folder / name / HLVIT}.json is damaged" in message and what in message
+    assert message.endswith(f"delete it and run `brainscore-plugins commit {HLVIT}` again")
+
+
+def test_a_damaged_commitment_becomes_a_failed_row_not_a_lost_sweep(tmp_path, monkeypatch):
+    """The row describing the model reads its commitment: a damaged file fails that pair, nothing is raised."""
+    import brainscore_vision
+    from brainscore_plugins.scale import scoring, sweep
+    monkeypatch.setenv(settings.DATA, str(tmp_path / "data"))
+    monkeypatch.setattr(committed_maps, "_FOLDERS", [])
+    folder = committed_maps.data_folder("hlvit")
+    for part, text in (("region_layer_map", json.dumps(GOOD_MAP)), ("behavioral_readout", "{}")):
+        (folder / part).mkdir(parents=True)
+        (folder / part / f"{HLVIT}.json").write_text(text)
+    from brainscore_core.metrics import Score
+    monkeypatch.setattr(brainscore_vision, "score", lambda *a: Score(0.5))  # were it to score: the row still fails
+    row, failure = scoring.score_row(HLVIT, "bsp-synthetic.IT-pls")
+    assert row["status"] == "failed" and row["identifier"] == HLVIT and row["benchmark"] == "bsp-synthetic.IT-pls"
+    assert row["error_message"].startswith("CommitmentFailedError: the commitment file") and failure is not None
+    rows = sweep.failed_rows(scoring.Task(HLVIT, ("a", "b")), "the process died")  # the driver's own rows too
+    assert [(r["benchmark"], r["error_message"]) for r in rows] == [("a", "the process died"), ("b", "the process died")]

@@ -136,7 +136,7 @@ def test_bad_input_is_refused_before_anything_runs(environment, repo):
     process = subprocess.run([sys.executable, "-m", "brainscore_plugins", "sweep", "no_such_model*", "--benchmark",
                               BENCHMARKS[0], "--results", str(path)], capture_output=True, text=True, cwd=repo,
                              timeout=300)
-    assert process.returncode == 2 and process.stderr.startswith("error: nothing to sweep")
+    assert process.returncode == 2 and process.stderr.startswith("error: No identifier matches 'no_such_model*'")
     assert "Traceback" not in process.stderr and not path.exists()
 
 
@@ -157,3 +157,29 @@ def test_brainscores_prints_during_scoring_go_to_stderr(monkeypatch, capsys):
     captured = capsys.readouterr()
     assert captured.out == "" and "[pre-flight]" in captured.err
     assert row["status"] == "failed" and row["error_message"] == "RuntimeError: no data here"
+
+
+def test_a_message_with_undecodable_bytes_or_escapes_is_kept_as_valid_utf8(tmp_path):
+    """A mirror path with a non-UTF-8 byte (a lone surrogate once decoded) or a terminal escape in an error: the row's
+    message is escaped, so the table is written and the line prints as it is."""
+    path = b"/mirror/\xff\x1b[31mred/ep1.pt".decode("utf-8", "surrogateescape")
+    message = scoring.first_line(FileNotFoundError(f"no file {path}\nsecond line"))
+    assert message == "FileNotFoundError: no file /mirror/\\udcff\\x1b[31mred/ep1.pt"
+    message.encode("utf-8")  # valid
+    rows = sweep.failed_rows(scoring.Task("spvvs_resnet18_imagenet_full", ("bsp-synthetic.IT-pls",)), message)
+    table = results.append(rows, tmp_path / "results.parquet")
+    assert table.error_message.tolist() == [message]
+
+
+def test_duplicate_selections_are_scored_once(tmp_path, monkeypatch):
+    planned = []
+
+    def run(tasks, jobs, record):
+        planned.extend(tasks)
+        for task in tasks:
+            record(sweep.failed_rows(task, "not scored in this test"))
+    monkeypatch.setattr(sweep, "_run_local", run)
+    summary = sweep.sweep(["spvvs_resnet18_imagenet_full"] * 2, ["bsp-synthetic.IT-pls"] * 2,
+                          tmp_path / "results.parquet", progress=False)
+    assert planned == [scoring.Task("spvvs_resnet18_imagenet_full", ("bsp-synthetic.IT-pls",))]
+    assert summary.rows == 1 and len(results.read(tmp_path / "results.parquet")) == 1
