@@ -69,8 +69,27 @@ def resolve_root(data_dir: str | Path | None = None) -> Path:
     return root
 
 
+MAX_MAPPING_BYTES = 1 << 20  # a mapping file is a few hundred bytes
+
+
+class _ScalarArray(np.ndarray):
+    """What a mapping's pickle may rebuild: an array whose state declares a single element (a 0-d object array);
+    a larger declared shape is refused before numpy allocates it."""
+
+    def __setstate__(self, state):
+        shape = state[1] if isinstance(state, tuple) and len(state) > 1 else None
+        if not isinstance(shape, tuple) or int(np.prod(shape, dtype=np.int64)) > 1:
+            raise ValueError(f"the pickled array declares shape {shape!r}, not a single dict")
+        super().__setstate__(state)
+
+
+def _reconstruct(cls, shape, dtype):
+    return np.ndarray.__new__(_ScalarArray, (0,), dtype)
+
+
 class _MappingUnpickler(pickle.Unpickler):
-    """Rebuilds a 0-d object array and nothing else: only numpy's array/dtype/scalar constructors are resolved."""
+    """Rebuilds a 0-d object array and nothing else: only numpy's array/dtype/scalar constructors are resolved, and
+    the array's declared shape is checked before it is allocated (:class:`_ScalarArray`)."""
 
     _ALLOWED = {(module, name) for module in ("numpy.core.multiarray", "numpy._core.multiarray")
                 for name in ("_reconstruct", "scalar")} | {("numpy", "ndarray"), ("numpy", "dtype")}
@@ -81,15 +100,18 @@ class _MappingUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str):
         if (module, name) not in self._ALLOWED:
-            raise AlgonautsDataError(f"{self.path} refers to {module}.{name}; a mapping file holds only a dict of ints "
-                                     f"to names: {_ORIGINAL} (it was not loaded)")
-        return super().find_class(module, name)
+            raise AlgonautsDataError(f"{self.path} refers to {ascii(module)}.{ascii(name)}; a mapping file holds only "
+                                     f"a dict of ints to names: {_ORIGINAL} (it was not loaded)")
+        return _reconstruct if name == "_reconstruct" else super().find_class(module, name)
 
 
 def read_mapping(path: str | Path) -> dict[int, str]:
     """A ``mapping_<group>.npy`` ({label: ROI name}, saved by ``np.save(dict)``) read without running pickled code."""
     path = Path(path)
     try:
+        if path.stat().st_size > MAX_MAPPING_BYTES:
+            raise AlgonautsDataError(f"{path} is {path.stat().st_size:,} bytes, not a mapping of ROI names (at most "
+                                     f"{MAX_MAPPING_BYTES:,}): {_ORIGINAL}")
         with path.open("rb") as file:
             version = npy_format.read_magic(file)
             if version not in ((1, 0), (2, 0)):
@@ -328,10 +350,32 @@ def read_fsaverage_mask(path: str | Path) -> np.ndarray:
 
 
 def _load(path: Path, mmap_mode: str | None = None) -> np.ndarray:
+    """A numeric ``.npy`` array, its header checked first: no object arrays, and no more data declared than the file
+    holds (a 128-byte file may declare 2^33 elements)."""
     try:
+        _check_header(path)
         return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
+    except AlgonautsDataError:
+        raise
+    except (ValueError, OSError, EOFError, MemoryError) as exc:
         raise AlgonautsDataError(f"{path} cannot be read as a .npy array ({_one_line(exc)}): {_ORIGINAL}") from exc
+
+
+def _check_header(path: Path) -> None:
+    with path.open("rb") as file:
+        version = npy_format.read_magic(file)
+        read_header = {(1, 0): npy_format.read_array_header_1_0, (2, 0): npy_format.read_array_header_2_0}.get(version)
+        if read_header is None:
+            raise AlgonautsDataError(f"{path} is a .npy file of unsupported version {version}: {_ORIGINAL}")
+        shape, _, dtype = read_header(file)
+        offset = file.tell()
+    if dtype.hasobject:
+        raise AlgonautsDataError(f"{path} holds Python objects ({dtype}), not numbers: {_ORIGINAL} (it was not loaded)")
+    declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    available = path.stat().st_size - offset
+    if declared > available:
+        raise AlgonautsDataError(f"{path} declares {declared:,} bytes of {dtype} data of shape {shape} but holds "
+                                 f"{available:,}: it is truncated or damaged; {_ORIGINAL}")
 
 
 def _one_line(exc: BaseException) -> str:

@@ -336,4 +336,69 @@ def test_corrupt_npy(root, subject, relative):
 def test_pickled_array_is_not_loaded(root, subject):
     path = subject[0] / "roi_masks" / "lh.floc-bodies_challenge_space.npy"
     np.save(path, np.array([None] * 40, dtype=object), allow_pickle=True)
-    raises([str(path), "cannot be read"], load_subject, "subj01", root)
+    raises([str(path), "holds Python objects", "(it was not loaded)"], load_subject, "subj01", root)
+
+
+MAPPING_BOMB = """
+import pickle, resource, sys
+import numpy as np
+from numpy.lib import format as npy_format
+from brainscore_plugins.algonauts.data import read_mapping
+from brainscore_plugins.errors import AlgonautsDataError
+
+class Bomb:  # what np.save(dict) pickles, with a state declaring 150 million elements
+    def __reduce__(self):
+        return (np.core.multiarray._reconstruct, (np.ndarray, (0,), b"b"),
+                (1, (150_000_000,), np.dtype(object), False, []))
+
+path = sys.argv[1]
+with open(path, "wb") as file:
+    npy_format.write_array_header_1_0(file, {"descr": "|O", "fortran_order": False, "shape": ()})
+    pickle.dump(Bomb(), file, protocol=3)
+try:
+    read_mapping(path)
+except AlgonautsDataError as error:
+    print(error)
+try:  # this process's peak (ru_maxrss would count the forking parent's pages on Linux)
+    print(int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) // 1024)
+except OSError:
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // (1 << 20 if sys.platform == "darwin" else 1024))
+"""
+
+
+def test_a_mapping_declaring_a_huge_array_is_refused_before_allocation(tmp_path, repo):
+    import subprocess
+    import sys
+    path = tmp_path / "mapping_streams.npy"
+    process = subprocess.run([sys.executable, "-c", MAPPING_BOMB, str(path)], capture_output=True, text=True,
+                             cwd=repo, timeout=300)
+    message, peak_mb = process.stdout.strip().splitlines()
+    assert message.startswith(f"{path} cannot be read") and "declares shape (150000000,)" in message, process.stderr
+    assert int(peak_mb) < 600  # numpy would allocate 1.2 GB of object pointers first
+
+
+def test_a_hostile_global_name_is_escaped_in_the_message(tmp_path):
+    path = tmp_path / "mapping_streams.npy"
+    with path.open("wb") as file:
+        npy_format.write_array_header_1_0(file, {"descr": "|O", "fortran_order": False, "shape": ()})
+        file.write(b"\x80\x03cnumpy\x1b[31m\nrun\nq\x00.")  # GLOBAL 'numpy<ESC>[31m' 'run'
+    with pytest.raises(AlgonautsDataError) as raised:
+        read_mapping(path)
+    message = str(raised.value)
+    assert "refers to 'numpy\\x1b[31m'.'run'" in message and "\x1b" not in message and "\n" not in message
+    path.write_bytes(b"\x00" * (2 << 20))
+    raises([str(path), "2,097,152 bytes, not a mapping"], read_mapping, path)
+
+
+@pytest.mark.parametrize("descr, shape, words", [
+    ("|b1", (2 ** 33,), ["declares 8,589,934,592 bytes of bool data of shape (8589934592,) but holds 0"]),
+    ("<f4", (10, 10), ["declares 400 bytes", "but holds 16: it is truncated or damaged"]),
+    ("|O", (3,), ["holds Python objects (object), not numbers"]),
+])
+def test_a_numeric_file_declaring_more_than_it_holds_is_refused(tmp_path, descr, shape, words):
+    from brainscore_plugins.algonauts.data import read_fsaverage_mask
+    path = tmp_path / "lh.all-vertices_fsaverage_space.npy"
+    with path.open("wb") as file:
+        npy_format.write_array_header_1_0(file, {"descr": descr, "fortran_order": False, "shape": shape})
+        file.write(b"\x00" * (16 if descr == "<f4" else 0))
+    raises([str(path), *words], read_fsaverage_mask, path)
