@@ -80,8 +80,22 @@ class Weights:
 
 def _planted(path: Path) -> WeightsUnavailableError:
     return WeightsUnavailableError(
-        f"{path} is a symbolic link (to {os.readlink(path)}), which a cache file never is: refusing to follow it. "
-        f"Remove the link, and check who can write to {path.parent}.")
+        f"{path} is a symbolic link (to {os.readlink(path)}), which a cache file or folder never is: refusing to "
+        f"follow it. Remove the link, and check who can write to {path.parent}.")
+
+
+def _unlinked(root: Path, relative_path: str) -> Path:
+    """``root / relative_path``, once no folder between the two is a symbolic link (the cache folder itself may be
+    one): a planted link would send every file of a model elsewhere.
+
+    Raises:
+        WeightsUnavailableError: such a link, named.
+    """
+    path = root / relative_path
+    for folder in reversed(path.relative_to(root).parents[:-1]):
+        if (root / folder).is_symlink():
+            raise _planted(root / folder)
+    return path
 
 
 def _open(path: Path, flags: int) -> int:
@@ -109,14 +123,34 @@ def _identity(status: os.stat_result | None) -> tuple[int, int, int, int] | None
     return status and (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns)
 
 
+SIDECAR_BYTES = 1 << 16  # a recorded hash or a download's state is under a kilobyte
+
+
 def _read(path: Path) -> str | None:
-    """The text of a small cache file (``None``: absent)."""
+    """The text of a small cache file (``None``: absent).
+
+    Raises:
+        WeightsUnavailableError: it is not a regular file, is too large, or not text (named, with the fix).
+    """
     try:
         fd = _open(path, os.O_RDONLY)
     except FileNotFoundError:
         return None
-    with os.fdopen(fd, "rb") as f:
-        return f.read().decode()
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # before fdopen, whose error names the descriptor, not the path
+        os.close(fd)
+        data = None
+    else:
+        with os.fdopen(fd, "rb") as f:
+            data = f.read(SIDECAR_BYTES + 1)
+    if data is None or len(data) > SIDECAR_BYTES:
+        what = "not a regular file" if data is None else f"larger than {SIDECAR_BYTES:,} bytes"
+        raise WeightsUnavailableError(f"the cache file {path} is {what}, which this cache never writes; remove it "
+                                      f"(it is rewritten when needed)")
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        raise WeightsUnavailableError(f"the cache file {path} is not text, which this cache never writes; remove it "
+                                      f"(it is rewritten when needed)") from None
 
 
 def _write(path: Path, text: str) -> None:
@@ -439,7 +473,7 @@ def fetch(url: str, relative_path: str, sha256: str | None = None, progress: boo
         ChecksumMismatchError: the file differs from the published or recorded sha256.
         CheckpointInvalidError: the mirror's file is a link leading out of the mirror.
     """
-    record = cache_dir() / f"{relative_path}.sha256"
+    record = _unlinked(cache_dir(), f"{relative_path}.sha256")
     mirrored = _mirrored(relative_path, record, sha256)
     if mirrored:
         return mirrored
@@ -483,7 +517,7 @@ def fetch_hf(repo_id: str, filename: str, sha256: str | None = None, progress: b
         ChecksumMismatchError: the file differs from the published or recorded sha256.
         CheckpointInvalidError: the mirror's file is a link leading out of the mirror.
     """
-    record = cache_dir() / "huggingface" / repo_id / f"{filename}.sha256"
+    record = _unlinked(cache_dir(), f"huggingface/{repo_id}/{filename}.sha256")
     mirrored = _mirrored(mirror_path or filename, record, sha256)
     if mirrored:
         return mirrored

@@ -468,3 +468,35 @@ def test_two_processes_fetching_one_file_wait_and_share_it(server, isolated_cach
     assert [out.strip() for out, _ in outputs] == ["True", "True"] and _Handler.gets == 1
     assert (isolated_cache / "m" / "ep1.pt.sha256").read_text().strip() == SHA
     assert not list(isolated_cache.rglob("*.partial"))
+
+
+def test_a_linked_model_folder_in_the_cache_is_refused(server, isolated_cache, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    isolated_cache.mkdir()
+    (isolated_cache / "m").symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(errors.WeightsUnavailableError, match="is a symbolic link .*cache file or folder never is") as e:
+        _fetch_and_use(server)
+    assert str(isolated_cache / "m") in str(e.value) and list(elsewhere.iterdir()) == [] and _Handler.gets == 0
+
+
+def test_a_linked_cache_root_is_followed(server, tmp_path, monkeypatch):
+    real = tmp_path / "real-cache"
+    real.mkdir()
+    (tmp_path / "cache-link").symlink_to(real, target_is_directory=True)
+    monkeypatch.setenv(settings.CACHE, str(tmp_path / "cache-link"))
+    assert _fetch_and_use(server).final.read_bytes() == PAYLOAD and (real / "m" / "ep1.pt").is_file()
+
+
+@pytest.mark.parametrize("sidecar, make", [(".sha256", lambda p: p.mkdir()),
+                                           (".sha256", lambda p: p.write_bytes(b"0" * (fetch.SIDECAR_BYTES + 1))),
+                                           (".sha256", lambda p: p.write_bytes(b"\xff\xfe")),
+                                           (".partial.json", lambda p: p.mkdir())])
+def test_a_sidecar_that_is_not_a_small_text_file_is_named(server, isolated_cache, sidecar, make):
+    path = isolated_cache / "m" / f"ep1.pt{sidecar}"
+    path.parent.mkdir(parents=True)
+    if sidecar == ".partial.json":
+        (isolated_cache / "m" / "ep1.pt.partial").write_bytes(PAYLOAD[:10])
+    make(path)
+    with pytest.raises(errors.WeightsUnavailableError, match=rf"the cache file {path} is .*remove it"):
+        _fetch_and_use(server)
