@@ -172,6 +172,8 @@ def _score(args) -> int:
 
     _require_linked()
     models, benchmarks = _split_score_arguments(args.words)
+    if not args.no_results:
+        results.check_writable(args.results)  # before minutes of scoring, not after
     failures = []
     for name, entry in models:
         for benchmark in benchmarks:

@@ -9,8 +9,9 @@ its identifiers. Catalog maps (published by a study) come from the catalog and a
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
+
+from region_commitment import atomic
 
 from . import settings
 from .errors import CommitmentFailedError
@@ -95,14 +96,8 @@ def writable_folder(family: str, output: str | Path | None = None) -> Path:
         CommitmentFailedError: the folder cannot be created or written (the message names the variable to set).
     """
     folder = Path(output) if output is not None else data_folder(family)
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
     try:
-        if not existing.is_dir():
-            raise NotADirectoryError(f"{existing} is not a folder")
-        with tempfile.TemporaryDirectory(dir=existing, prefix=".write-probe-"):
-            pass
+        atomic.probe_writable(folder)
     except OSError as error:
         hint = "choose another --output" if output is not None else f"set {settings.DATA} to a writable folder"
         raise CommitmentFailedError(f"cannot write the commitment into {folder} ({error.strerror or error}); "

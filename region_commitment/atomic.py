@@ -30,3 +30,20 @@ def write_text(path: Path, text: str) -> Path:
     with replacing(path) as tmp:
         tmp.write_text(text)
     return Path(path)
+
+
+def probe_writable(folder: Path) -> None:
+    """Check that ``folder`` could be created (if missing) and written, without creating it: a temporary folder is
+    made and removed in its nearest existing ancestor.
+
+    Raises:
+        OSError: it cannot (``NotADirectoryError`` when that ancestor is a file).
+    """
+    import tempfile
+    existing = Path(folder)
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise NotADirectoryError(f"{existing} is not a folder")
+    with tempfile.TemporaryDirectory(dir=existing, prefix=".write-probe-"):
+        pass

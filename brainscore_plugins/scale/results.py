@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from region_commitment import atomic
 from region_commitment.atomic import replacing
 
 from .. import settings
@@ -127,6 +128,25 @@ def _migrated(table: pd.DataFrame, path: Path) -> pd.DataFrame:
         table["preprocessing"] = table["preprocessing"].fillna("unknown")
     table["schema_version"] = SCHEMA_VERSION
     return _typed(table)
+
+
+def check_writable(path: str | Path | None = None) -> Path:
+    """The table's path (default :func:`default_path`), once it is known that a row can be written there: its folder
+    can be created and written, and an existing table reads. Called before anything is scored.
+
+    Raises:
+        ResultsTableError: it cannot (the message names the file and the fix).
+    """
+    path = Path(path or default_path())
+    try:
+        atomic.probe_writable(path.parent)
+        if path.exists() and not path.is_file():
+            raise IsADirectoryError(f"{path} is not a file")
+    except OSError as error:
+        raise ResultsTableError(f"cannot write the results table {path} ({error.strerror or error}); pass --results "
+                                f"FILE in a writable folder, or set {settings.DATA} to one") from None
+    read(path)  # a table that cannot be read fails now, not after the scoring
+    return path
 
 
 def append(rows: list[dict], path: str | Path | None = None) -> pd.DataFrame:

@@ -74,7 +74,7 @@ def sweep(identifiers: list[str], benchmarks: list[str], path: str | Path | None
         raise ValueError("--jobs, --workers and --cpus must be positive")
     identifiers, benchmarks = list(dict.fromkeys(identifiers)), list(dict.fromkeys(benchmarks))  # each pair once
     check_benchmarks(benchmarks)
-    path = Path(path or results.default_path())
+    path = results.check_writable(path)
     tasks = plan(identifiers, benchmarks, results.read(path), retry_failed)
     skipped = len(identifiers) * len(benchmarks) - sum(len(task.benchmarks) for task in tasks)
     summary = Summary(models=0, rows=0, failed=0, skipped=skipped, seconds=0.0)

@@ -340,3 +340,19 @@ def test_columns_of_no_schema_are_never_read(tmp_path, monkeypatch):
     table = results.read(path)
     assert read_columns == [["identifier", "benchmark", "score"]] and "junk" not in table
     assert table.score.tolist() == [0.5] and table.status.tolist() == ["ok"]
+
+
+def test_an_unusable_table_is_refused_before_anything_is_scored(tmp_path, monkeypatch, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setattr(scoring, "score_row", lambda *a, **k: pytest.fail("scored before the table was checked"))
+    for path, reason in ((blocker / "results.parquet", "is not a folder"), (tmp_path, "is not a file")):
+        with pytest.raises(ResultsTableError, match=rf"cannot write the results table {path} \(.*{reason}"):
+            results.check_writable(path)
+        assert cli.main(["score", "resnet18_imagenet_full", "bsp-synthetic.IT-pls", "--results", str(path)]) == 2
+        assert capsys.readouterr().err.startswith(f"error: cannot write the results table {path}")
+    (tmp_path / "bad.parquet").write_text("not parquet")
+    with pytest.raises(ResultsTableError, match="bad.parquet is not a results table"):
+        results.check_writable(tmp_path / "bad.parquet")
+    assert results.check_writable(tmp_path / "new" / "results.parquet") == tmp_path / "new" / "results.parquet"
+    assert not (tmp_path / "new").exists()  # probed, not created
