@@ -122,15 +122,19 @@ def _run_local(tasks: list[Task], jobs: int, record: Callable[[list[dict]], None
 def _in_child(context, task: Task, children: set) -> list[dict]:
     """``score_model(task)`` in a fresh process with the driver's environment; failed rows if it dies."""
     receive, send = context.Pipe(duplex=False)
-    child = context.Process(target=_child_main, args=(task, send, dict(os.environ)), name=f"score {task.identifier}")
+    alive, alive_kept = context.Pipe(duplex=False)  # this driver keeps the only writing end, and never writes
+    child = context.Process(target=_child_main, args=(task, send, dict(os.environ), alive),
+                            name=f"score {task.identifier}")
     child.start()
     children.add(child)
     send.close()
+    alive.close()
     try:
         rows = receive.recv()
     except EOFError:
         rows = None
     child.join()
+    alive_kept.close()
     children.discard(child)
     if rows is None:
         reason = "killed: out of memory?" if child.exitcode == -9 else "see its log"
@@ -139,13 +143,26 @@ def _in_child(context, task: Task, children: set) -> list[dict]:
     return rows
 
 
-def _child_main(task: Task, send, environ: dict) -> None:
+def _child_main(task: Task, send, environ: dict, alive) -> None:
     import signal
+    import threading
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's: it stops the children (SIGTERM)
+    threading.Thread(target=exit_when_closed, args=(alive,), daemon=True, name="driver watchdog").start()
     os.environ.clear()
     os.environ.update(environ)  # the forkserver's environment is the one it started with, not the driver's now
     send.send(score_model(task))
     send.close()
+
+
+def exit_when_closed(alive) -> None:
+    """End this process once the sweep's driver is gone, killed included: ``alive`` is the reading end of a pipe
+    whose only writing end the driver holds and never writes to, so reading it ends (EOF) only when the driver
+    exits."""
+    try:
+        alive.recv()
+    except (EOFError, OSError):
+        pass
+    os._exit(1)
 
 
 def forwarded_environment(environ: Iterable[tuple[str, str]] | None = None) -> dict[str, str]:

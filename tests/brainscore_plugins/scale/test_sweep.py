@@ -2,6 +2,7 @@
 a kill, and the same rows on a local Ray instance (forged checkpoints, the bundled synthetic benchmarks)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -183,3 +184,51 @@ def test_duplicate_selections_are_scored_once(tmp_path, monkeypatch):
                           tmp_path / "results.parquet", progress=False)
     assert planned == [scoring.Task("spvvs_resnet18_imagenet_full", ("bsp-synthetic.IT-pls",))]
     assert summary.rows == 1 and len(results.read(tmp_path / "results.parquet")) == 1
+
+
+WATCHED_CHILD = """
+import sys, threading, time
+from multiprocessing.connection import Connection
+from brainscore_plugins.scale import sweep
+threading.Thread(target=sweep.exit_when_closed, args=(Connection(int(sys.argv[1]), writable=False),),
+                 daemon=True).start()
+print("watching", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_model_process_ends_when_its_driver_is_gone(repo):
+    """The model process watches a pipe only the driver writes to: the driver's end closing (a SIGKILL closes it
+    too) ends the model process, instead of leaving it running."""
+    read_end, write_end = os.pipe()
+    child = subprocess.Popen([sys.executable, "-c", WATCHED_CHILD, str(read_end)], pass_fds=(read_end,), cwd=repo,
+                             stdout=subprocess.PIPE, text=True)
+    os.close(read_end)
+    assert child.stdout.readline().strip() == "watching"
+    time.sleep(0.5)
+    assert child.poll() is None  # still running while the driver is there
+    os.close(write_end)  # the driver is gone
+    assert child.wait(timeout=20) == 1
+
+
+@pytest.mark.slow
+def test_a_sigkilled_driver_takes_its_model_processes_with_it(environment, repo):
+    import psutil
+    command = [sys.executable, "-m", "brainscore_plugins", "sweep", GOOD[0], "--benchmark", BENCHMARKS[0],
+               "--results", str(environment / "results.parquet"), "--quiet"]
+    process = subprocess.Popen(command, cwd=repo, start_new_session=True, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        driver, deadline = psutil.Process(process.pid), time.monotonic() + 120
+        descendants = []
+        while len(descendants) < 2 and time.monotonic() < deadline:  # the forkserver and the model's process
+            time.sleep(0.2)
+            descendants = driver.children(recursive=True)
+        assert len(descendants) >= 2, "the model's process never started"
+        process.kill()  # the driver alone, not its process group
+        process.wait()
+        gone, alive = psutil.wait_procs(descendants, timeout=5)  # scoring the model takes far longer
+        assert alive == [], f"left running: {[p.cmdline() for p in alive]}"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
