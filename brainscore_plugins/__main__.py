@@ -1,6 +1,4 @@
 """``python -m brainscore_plugins``: the ``brainscore-plugins`` command."""
-import sys
+from .cli import run
 
-from .cli import main
-
-sys.exit(main())
+run()

@@ -8,6 +8,7 @@ traceback. Heavy modules (torch, Brain-Score) are imported by the commands that 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -512,5 +513,18 @@ def _exit_status(error: Exception) -> int:
     return USAGE if isinstance(error, ModelNotFoundError | FileNotFoundError | ValueError) else RUNTIME
 
 
+def run() -> None:
+    """The console command: :func:`main`, then the process ends at once with its status. Skipping the interpreter's
+    teardown is what keeps a finished command from aborting there (status 134, "terminate called without an active
+    exception": a native library's thread torn down at exit, seen after an error once Brain-Score was imported)."""
+    import logging
+    status = main()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    logging.shutdown()
+    os._exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

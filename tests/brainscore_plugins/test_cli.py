@@ -1,4 +1,5 @@
 """The command line people trust: one-line errors with consistent exit codes, help everywhere, no torch for --help."""
+import os
 import subprocess
 import sys
 
@@ -118,3 +119,27 @@ def test_scoring_without_the_links_names_the_link_command(monkeypatch, capsys, c
     error = capsys.readouterr().err
     assert error.startswith("error: our plugins are not linked") and "run `brainscore-plugins link`" in error
     assert len(error.strip().splitlines()) == 1
+
+
+def test_the_console_command_ends_at_once_with_mains_status(monkeypatch, repo):
+    """``run`` skips the interpreter's teardown, where a native library's thread aborted a finished command (134)."""
+    import configparser
+    import os
+    entry = configparser.ConfigParser()
+    entry.read(repo / "setup.cfg")
+    assert "brainscore_plugins.cli:run" in entry["options.entry_points"]["console_scripts"]
+    ended = []
+    monkeypatch.setattr(cli, "main", lambda: 2)
+    monkeypatch.setattr(os, "_exit", lambda status: ended.append(status))
+    cli.run()
+    assert ended == [2]
+
+
+@pytest.mark.slow
+def test_an_error_after_importing_brainscore_never_aborts(tmp_path, repo):
+    import pandas as pd
+    newer = tmp_path / "newer.parquet"
+    pd.DataFrame({"identifier": ["a"], "benchmark": ["b"], "score": [0.5], "schema_version": [99]}).to_parquet(newer)
+    statuses = [_run("score", "spvvs_resnet18_imagenet_full", "bsp-synthetic.IT-pls", "--results", str(newer),
+                     env={**os.environ, "BS_INSTALL_DEPENDENCIES": "no"}).returncode for _ in range(8)]
+    assert statuses == [2] * 8  # was 134 in about a quarter of the runs
