@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import tempfile
 import zipfile
@@ -203,7 +204,28 @@ def package(identifiers: list[str], output: str | Path, name: str | None = None)
         folder.mkdir()
         _write_folder(folder, identifiers)
         _zip(folder, Path(work) / "plugin.zip")
-        Path(work, "plugin.zip").replace(zip_path)
+        _publish(Path(work, "plugin.zip"), zip_path)
         if not only_zip:
-            folder.replace(output)
+            try:
+                os.rename(folder, output)  # fails on the folder another run published meanwhile
+            except OSError as error:
+                raise FileExistsError(f"{output} was written by another run meanwhile ({error.strerror}); its zip "
+                                      f"{zip_path} is that run's: remove both, or choose another output") from None
     return Package(None if only_zip else output, zip_path, tuple(identifiers), zip_path.stat().st_size)
+
+
+def _publish(made: Path, target: Path) -> None:
+    """Give ``made`` the name ``target`` unless another run took it first (never replacing it): a hard link, which
+    fails on an existing name, else an exclusive claim of the name, then the move."""
+    try:
+        os.link(made, target)
+    except FileExistsError:
+        raise FileExistsError(f"{target} was written by another run meanwhile; remove it or choose another "
+                              f"output") from None
+    except OSError:  # a file system without hard links
+        try:
+            os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        except FileExistsError:
+            raise FileExistsError(f"{target} was written by another run meanwhile; remove it or choose another "
+                                  f"output") from None
+        os.replace(made, target)

@@ -145,3 +145,24 @@ def test_the_zip_passes_brainscores_generic_tests_and_its_own_in_a_clean_environ
     own = run("-m", "pytest", "-q", "-p", "no:cacheprovider", str(models / NAME / "test.py"))
     assert own.returncode == 0, own.stdout[-4000:] + own.stderr[-2000:]
     assert f"{len(SELECTION) + 1} passed" in own.stdout
+
+
+@pytest.mark.parametrize("zip_only", [False, True])
+def test_two_runs_to_one_output_leave_the_winners_package(tmp_path, monkeypatch, zip_only):
+    """Another run publishes the same output while this one builds: this one fails and leaves the winner's files."""
+    output = tmp_path / ("plugin.zip" if zip_only else "plugin")
+    write_folder, raced = packaging._write_folder, []
+
+    def racing(folder, identifiers):
+        if not raced:
+            raced.append(None)
+            raced[0] = packaging.package(SELECTION[1:2], output)  # the other run wins meanwhile
+        write_folder(folder, identifiers)
+    monkeypatch.setattr(packaging, "_write_folder", racing)
+    with pytest.raises(FileExistsError, match="was written by another run meanwhile"):
+        packaging.package(SELECTION[:1], output)
+    winner = raced[0]
+    with zipfile.ZipFile(winner.zip) as archive:
+        init = archive.read("plugin/__init__.py").decode()
+    assert SELECTION[1] in init and SELECTION[0] not in init  # the winner's zip, not overwritten
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["plugin.zip"] if zip_only else ["plugin", "plugin.zip"])
