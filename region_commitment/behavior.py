@@ -19,7 +19,8 @@ import numpy as np
 from . import brainscore_internals
 from .errors import InvalidTargetError
 from .pca import project
-from .targets import check_dimensions, check_stimulus_ids, check_unique_stimuli, stimulus_set_from_csv
+from .targets import (check_dimensions, check_stimulus_ids, check_unique_stimuli, load_netcdf,
+                      stimulus_set_from_csv)
 
 if TYPE_CHECKING:
     from .protocol import LayerView
@@ -161,10 +162,9 @@ def from_behavioral_files(assembly_path: str | Path, stimuli_csv: str | Path, fi
         InvalidTargetError: as :func:`from_behavioral_assembly`, or a CSV without its columns.
         FileNotFoundError: a missing assembly or image file.
     """
-    import xarray as xr
     from brainscore_core.supported_data_standards.brainio.assemblies import BehavioralAssembly
 
-    assembly = BehavioralAssembly(xr.load_dataarray(assembly_path))
+    assembly = BehavioralAssembly(load_netcdf(assembly_path))
     assembly.attrs["stimulus_set"] = stimulus_set_from_csv(stimuli_csv)
     return from_behavioral_assembly(assembly, stimulus_set_from_csv(fitting_csv),
                                     identifier=kwargs.pop("identifier", Path(assembly_path).stem), **kwargs)

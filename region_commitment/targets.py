@@ -325,6 +325,37 @@ def stimulus_set_from_csv(stimuli_csv: str | Path):
     return stimulus_set
 
 
+_NETCDF_SIGNATURES = (b"CDF\x01", b"CDF\x02", b"CDF\x05", b"\x89HDF\r\n\x1a\n")  # classic, 64-bit, netCDF-4
+
+
+def load_netcdf(path: str | Path):
+    """The DataArray in the netCDF file ``path``, once it is known to be one (a CSV or a folder given in its place is
+    named, not passed to xarray).
+
+    Raises:
+        FileNotFoundError: no such file. InvalidTargetError: not a netCDF file, or no DataArray in it.
+    """
+    import xarray as xr
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"the assembly {path} does not exist")
+    if not path.is_file():
+        raise InvalidTargetError(f"the assembly {path} is a folder, not a netCDF file; pass the .nc file written by "
+                                 f"assembly.to_netcdf(path)")
+    with open(path, "rb") as file:
+        start = file.read(8)
+    if not start.startswith(_NETCDF_SIGNATURES):
+        raise InvalidTargetError(f"the assembly {path} is not a netCDF file (it starts {start[:8]!r}); pass the .nc "
+                                 f"file written by assembly.to_netcdf(path), and the CSV of stimuli second")
+    try:
+        return xr.load_dataarray(path)
+    except (ValueError, OSError) as error:
+        line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InvalidTargetError(f"the assembly {path} holds no readable DataArray ({line}); save one DataArray "
+                                 f"with assembly.to_netcdf(path)") from None
+
+
 def from_files(assembly_path: str | Path, stimuli_csv: str | Path, region: str,
                stratification_coord: str | None = "auto", **kwargs) -> RegionTarget:
     """A target from a lab's own files (formats in README, "Committing on your own recordings"):
@@ -343,10 +374,9 @@ def from_files(assembly_path: str | Path, stimuli_csv: str | Path, region: str,
         InvalidTargetError: as :func:`from_assembly`, or a CSV without its columns.
         FileNotFoundError: a missing assembly or image file.
     """
-    import xarray as xr
     from brainscore_core.supported_data_standards.brainio.assemblies import NeuroidAssembly
 
-    assembly = NeuroidAssembly(xr.load_dataarray(assembly_path))
+    assembly = NeuroidAssembly(load_netcdf(assembly_path))
     assembly.attrs["stimulus_set"] = stimulus_set_from_csv(stimuli_csv)
     identifier = kwargs.pop("identifier", Path(assembly_path).stem)
     if stratification_coord == "auto":

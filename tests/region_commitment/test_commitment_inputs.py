@@ -340,3 +340,22 @@ def test_local_files_with_a_duplicated_stimulus_fail_before_the_model(data, tmp_
                           "filename": [Path(stimuli.get_stimulus(stimuli["stimulus_id"].iloc[4])).name]})
     with pytest.raises(InvalidTargetError, match="listed in several rows with different files"):
         from_files(tmp_path / "it.nc", _csv(stimuli, folder / "twice.csv", [twice]), "IT")
+
+
+def test_something_else_given_as_the_assembly_is_named(tmp_path):
+    from region_commitment.behavior import from_behavioral_files
+    csv = tmp_path / "stimuli.csv"
+    csv.write_text("stimulus_id,filename\na,a.png\n")
+    (tmp_path / "folder.nc").mkdir()
+    (tmp_path / "empty.nc").write_bytes(b"CDF\x01" + b"\x00" * 4)
+    cases = [(csv, "is not a netCDF file (it starts b'stimulus'); pass the .nc file"),
+             (tmp_path / "folder.nc", "is a folder, not a netCDF file"),
+             (tmp_path / "empty.nc", "holds no readable DataArray")]
+    for path, message in cases:
+        for load in (lambda p: from_files(p, csv, "IT"), lambda p: from_behavioral_files(p, csv, csv)):
+            with pytest.raises(InvalidTargetError) as raised:
+                load(path)
+            assert str(raised.value).startswith(f"the assembly {path} ") and message in str(raised.value)
+            assert "\n" not in str(raised.value)
+    with pytest.raises(FileNotFoundError, match="missing.nc does not exist"):
+        from_files(tmp_path / "missing.nc", csv, "IT")
