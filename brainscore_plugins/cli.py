@@ -72,7 +72,7 @@ def _fetch(args) -> None:
 
 def _forge(args) -> None:
     import zlib
-    from . import forge
+    from . import catalog, forge
     mirror = args.mirror or settings.mirror()
     if not mirror:
         raise ValueError(f"forge needs a mirror folder to write into: pass --mirror DIR or set ${settings.MIRROR}")
@@ -80,7 +80,8 @@ def _forge(args) -> None:
     print(f"forging {len(identifiers)} checkpoint(s) of random weights into {mirror}; use them with a throwaway "
           f"${settings.CACHE} and ${settings.DATA}: the weights are random, never the published ones", file=sys.stderr)
     for identifier in identifiers:
-        print(forge.forge_into_mirror(identifier, mirror, args.seed + zlib.crc32(identifier.encode())))
+        checkpoint = catalog.resolve(identifier).identifier  # a model's bare name forges its latest checkpoint's file
+        print(forge.forge_into_mirror(identifier, mirror, args.seed + zlib.crc32(checkpoint.encode())))
 
 
 def _link(args) -> None:
@@ -211,6 +212,8 @@ def _require_linked() -> None:
 def _sweep(args) -> None:
     from .scale import sweep
     _require_linked()
+    if args.quiet:
+        os.environ["TQDM_DISABLE"] = "1"  # Brain-Score's bars too: tqdm reads it where the model processes start
     summary = sweep.sweep(_selection(args), args.benchmarks, args.results, engine=args.engine, jobs=args.jobs,
                           address=args.address, workers=args.workers, cpus=args.cpus, memory_gb=args.memory_gb,
                           retry_failed=args.retry_failed, progress=not args.quiet)
@@ -326,7 +329,8 @@ def _demo(args) -> None:
 
 def _selection_options(parser, what: str, required: bool = False) -> None:
     parser.add_argument("patterns", nargs="+" if required else "*", metavar="PATTERN",
-                        help=f"identifiers, study model ids or shell globs ({what}{'' if required else '; default: all'})")
+                        help=f"identifiers, study model ids or shell globs "
+                             f"({what}{'' if required else '; default: all'})")
     parser.add_argument("--family", choices=families.prefixes(), help="only this model family")
     parser.add_argument("--arch", help="only this architecture (a value or glob of the catalog's arch column)")
     parser.add_argument("--dataset", help="only this training data set (a value or glob)")
@@ -367,7 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     _selection_options(p, "what to forge", required=True)
     p.add_argument("--mirror", metavar="DIR", help=f"the mirror folder (default: ${settings.MIRROR})")
     p.add_argument("--seed", type=int, default=0, help="the random weights' base seed (default 0); "
-                   "each checkpoint's weights are seeded by it and the identifier, so checkpoints differ")
+                   "each checkpoint's weights are seeded by it and the checkpoint's identifier, so checkpoints differ")
 
     _command(commands, "link", _link, "make our plugin folders visible to the installed brainscore_vision")
     _command(commands, "unlink", _unlink, "remove those links")
@@ -386,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "public ones ModelCommitment uses and Rajalingham2018public-i2n)")
     p.add_argument("--assembly", action="append", metavar="REGION=ASSEMBLY.nc,STIMULI.csv",
                    help="commit a region on your own recordings; behavior=TRIALS.nc,STIMULI.csv,FITTING.csv for the "
-                   "readout (formats in the README)")
+                   "readout (formats: docs/design/region-commitment.md)")
     p.add_argument("--readout", help="keep this behavioral readout layer instead of selecting one")
     p.add_argument("--reference", help="PCA reference images: a folder (an ImageNet validation folder in class "
                    "folders gives Brain-Score's one-per-class images), 'brainscore' or 'builtin' (default: "
@@ -420,7 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpus", type=float, default=1, help="ray: CPUs each model's task requests (default 1)")
     p.add_argument("--memory-gb", type=float, help="ray: memory each model's task requests (GiB)")
     p.add_argument("--retry-failed", action="store_true", help="score again the pairs whose row failed")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress bars (the model processes' included)")
 
     p = _command(commands, "results", _results, "print, filter and export the results table")
     _results_option(p)

@@ -326,8 +326,8 @@ def brain_model(name: str, pretrained: bool = True):
             raise NotCommittedError(
                 f"{name} has no region commitment and committing it on the default benchmarks failed: {error}. "
                 f"Make that data reachable (or cached), or commit on local recordings with `brainscore-plugins "
-                f"commit {name} --assembly REGION=ASSEMBLY.nc,STIMULI.csv ...` (see the README), then load the "
-                f"model again.") from error
+                f"commit {name} --assembly REGION=ASSEMBLY.nc,STIMULI.csv ...` (docs/design/region-commitment.md), "
+                f"then load the model again.") from error
         located = _located(entry, name)
         found = _region_map(entry, located)
     region_layer_map, readout = found

@@ -1,6 +1,6 @@
 """Every environment variable ``brainscore_plugins`` reads, read here only and lazily (at call time, so a variable
 set after import counts). ``region_commitment`` has its own (:mod:`region_commitment.settings`);
-:func:`variables` lists both for the README and ``brainscore-plugins --help``.
+:func:`variables` lists both for docs/environment.md and ``brainscore-plugins --help``.
 """
 from __future__ import annotations
 

@@ -151,7 +151,8 @@ def from_behavioral_benchmark(benchmark, model_visual_degrees: int = 8) -> Behav
 
 def from_behavioral_files(assembly_path: str | Path, stimuli_csv: str | Path, fitting_csv: str | Path,
                           **kwargs) -> BehaviorTarget:
-    """A target from a lab's own files (formats in README, "Committing on your own recordings"):
+    """A target from a lab's own files (formats: docs/design/region-commitment.md, "Committing on your own
+    recordings"):
 
     * ``assembly_path``: netCDF of a 1-D DataArray over ``presentation`` (one row per trial) whose values are the
       chosen object, with coords ``stimulus_id``, ``sample_obj``, ``dist_obj``, ``truth`` (= ``sample_obj``);

@@ -358,7 +358,8 @@ def load_netcdf(path: str | Path):
 
 def from_files(assembly_path: str | Path, stimuli_csv: str | Path, region: str,
                stratification_coord: str | None = "auto", **kwargs) -> RegionTarget:
-    """A target from a lab's own files (formats in README, "Committing on your own recordings"):
+    """A target from a lab's own files (formats: docs/design/region-commitment.md, "Committing on your own
+    recordings"):
 
     * ``assembly_path``: an xarray netCDF file of a DataArray with dims ``presentation x neuroid`` (optionally
       ``x time_bin``, with time_bin coords ``time_bin_start``, ``time_bin_end`` in ms), presentation coords

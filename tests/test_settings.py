@@ -38,8 +38,8 @@ def test_only_the_settings_modules_read_environment_variables(repo):
 
 
 @pytest.mark.slow
-def test_every_variable_is_in_the_readme_and_the_help(repo):
-    readme = (repo / "README.md").read_text()
+def test_every_variable_is_in_the_docs_and_the_help(repo):
+    readme = (repo / "docs" / "environment.md").read_text()
     help_text = subprocess.run([sys.executable, "-m", "brainscore_plugins.cli", "--help"], capture_output=True,
                                text=True, cwd=repo, timeout=120).stdout
     for variable in settings.variables():

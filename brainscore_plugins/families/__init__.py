@@ -1,14 +1,14 @@
 """One declaration per model family: everything that differs between the studies we package, as data.
 
 A family module in this package (``<prefix>.py``) calls :func:`register` with a frozen :class:`Family`: identifier
-prefix, the script generating its catalog CSV (``data/<prefix>.csv``), citation, checkpoint formats (where the weights sit in the file, a
-state-dict filter, how to forge a test file), default preprocessing, candidate layers, evaluation batch size and how
-the fMRI encoding search reads its feature maps (:class:`FeatureMap`). The catalog, factory, forging, plugin
-generation and the command line loop over :func:`all_families` and never name a family; this module imports no
-catalog (the catalog reads the families, never the other way round). Listing and resolving identifiers need only
-:func:`prefixes` and :func:`catalog_path`, which import no family module (so no torch). Adding one: the module, its
-generator script and CSV, then ``brainscore-plugins generate`` (README, "Adding a model family"). Modules are
-discovered, not listed, on first use.
+prefix, the script generating its catalog CSV (``data/<prefix>.csv``), citation, checkpoint formats (where the
+weights sit in the file, a state-dict filter, how to forge a test file), default preprocessing, candidate layers,
+evaluation batch size and how the fMRI encoding search reads its feature maps (:class:`FeatureMap`). The catalog,
+factory, forging, plugin generation and the command line loop over :func:`all_families` and never name a family;
+this module imports no catalog (the catalog reads the families, never the other way round). Listing and resolving
+identifiers need only :func:`prefixes` and :func:`catalog_path`, which import no family module (so no torch). Adding
+one: the module, its generator script and CSV, then ``brainscore-plugins generate`` (docs/adding-a-family.md).
+Modules are discovered, not listed, on first use.
 """
 from __future__ import annotations
 

@@ -72,7 +72,7 @@ def sweep(identifiers: list[str], benchmarks: list[str], path: str | Path | None
         raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     if min(jobs, workers or 1, cpus) <= 0:
         raise ValueError("--jobs, --workers and --cpus must be positive")
-    identifiers, benchmarks = list(dict.fromkeys(identifiers)), list(dict.fromkeys(benchmarks))  # each pair once
+    identifiers, benchmarks = _one_name_per_checkpoint(identifiers), list(dict.fromkeys(benchmarks))
     check_benchmarks(benchmarks)
     path = results.check_writable(path)
     tasks = plan(identifiers, benchmarks, results.read(path), retry_failed)
@@ -98,6 +98,18 @@ def sweep(identifiers: list[str], benchmarks: list[str], path: str | Path | None
             _run_ray(tasks, address, workers or jobs, cpus, memory_gb, record)
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def _one_name_per_checkpoint(identifiers: list[str]) -> list[str]:
+    """``identifiers`` without repeats, a model's bare name and its latest epoch's name counting as one (the first
+    given is kept): each checkpoint is scored once."""
+    from .. import catalog, families
+    kept = {}
+    for identifier in identifiers:
+        base = identifier.removesuffix(families.FMRI_SUFFIX)
+        entry = catalog.lookup(base)
+        kept.setdefault((entry.identifier if entry else base) + identifier[len(base):], identifier)
+    return list(kept.values())
 
 
 def _run_local(tasks: list[Task], jobs: int, record: Callable[[list[dict]], None]) -> None:

@@ -182,6 +182,7 @@ def test_lookup_is_resolve_without_suggestions():
 def test_catalogs_are_read_without_importing_family_modules(run_python):
     process = run_python("import sys\nfrom brainscore_plugins import catalog, list_models\n"
                          "n = len(list_models(checkpoints=True)); catalog.resolve('resnet18_imagenet_full')\n"
-                         "print(n, sorted(m for m in sys.modules if m.startswith(('torch', 'brainscore_plugins.families.'))))",
+                         "print(n, sorted(m for m in sys.modules\n"
+                         "                if m.startswith(('torch', 'brainscore_plugins.families.'))))",
                          {})
     assert process.stdout.split() == ["11727", "[]"], process.stderr[-2000:]

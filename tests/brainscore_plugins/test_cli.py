@@ -2,6 +2,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -143,3 +144,28 @@ def test_an_error_after_importing_brainscore_never_aborts(tmp_path, repo):
     statuses = [_run("score", "spvvs_resnet18_imagenet_full", "bsp-synthetic.IT-pls", "--results", str(newer),
                      env={**os.environ, "BS_INSTALL_DEPENDENCIES": "no"}).returncode for _ in range(8)]
     assert statuses == [2] * 8  # was 134 in about a quarter of the runs
+
+
+def test_forging_a_model_or_its_latest_checkpoint_writes_the_same_file(tmp_path, capsys):
+    from brainscore_plugins import catalog
+    latest = catalog.resolve("spvvs_alexnet_imagenet_full_seed-0").identifier
+    written = []
+    for name, mirror in (("spvvs_alexnet_imagenet_full_seed-0", "a"), (latest, "b")):
+        assert cli.main(["forge", name, "--mirror", str(tmp_path / mirror)]) == 0
+        written.append(Path(capsys.readouterr().out.strip()).read_bytes())
+    assert written[0] == written[1]
+
+
+def test_a_quiet_sweep_silences_the_model_processes_bars(monkeypatch, capsys):
+    from brainscore_plugins import bridge
+    from brainscore_plugins.scale import sweep
+    seen = []
+    monkeypatch.setattr(bridge, "is_linked", lambda: True)
+    monkeypatch.setattr(sweep, "sweep", lambda *a, **k: seen.append((os.environ.get("TQDM_DISABLE"), k["progress"]))
+                        or sweep.Summary(0, 0, 0, 0, 1.0))
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    assert cli.main(["sweep", "resnet18_imagenet_full", "--benchmark", "bsp-synthetic.IT-pls", "--quiet"]) == 0
+    monkeypatch.delenv("TQDM_DISABLE")
+    assert cli.main(["sweep", "resnet18_imagenet_full", "--benchmark", "bsp-synthetic.IT-pls"]) == 0
+    assert seen == [("1", False), (None, True)]
+    assert capsys.readouterr().out.count('"models": 0') == 2

@@ -180,8 +180,9 @@ def test_duplicate_selections_are_scored_once(tmp_path, monkeypatch):
         for task in tasks:
             record(sweep.failed_rows(task, "not scored in this test"))
     monkeypatch.setattr(sweep, "_run_local", run)
-    summary = sweep.sweep(["spvvs_resnet18_imagenet_full"] * 2, ["bsp-synthetic.IT-pls"] * 2,
-                          tmp_path / "results.parquet", progress=False)
+    summary = sweep.sweep(["spvvs_resnet18_imagenet_full", "spvvs_resnet18_imagenet_full",
+                           "spvvs_resnet18_imagenet_full.ep100"],  # one checkpoint: its bare and epoch names
+                          ["bsp-synthetic.IT-pls"] * 2, tmp_path / "results.parquet", progress=False)
     assert planned == [scoring.Task("spvvs_resnet18_imagenet_full", ("bsp-synthetic.IT-pls",))]
     assert summary.rows == 1 and len(results.read(tmp_path / "results.parquet")) == 1
 
