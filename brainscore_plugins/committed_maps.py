@@ -58,18 +58,22 @@ def read(located: Located) -> tuple[dict[str, str], str | None]:
     readout_path = folder / "behavioral_readout" / f"{identifier}.json"
     readout = None
     if readout_path.is_file():
-        readout = _read_json(readout_path, identifier).get("behavioral_readout_layer")
+        readout = read_json(readout_path, identifier).get("behavioral_readout_layer")
         if not isinstance(readout, str) or not readout:
             raise _damaged(readout_path, identifier, "no behavioral_readout_layer name")
     map_path = folder / "region_layer_map" / f"{identifier}.json"
-    region_map = _read_json(map_path, identifier)
+    region_map = read_json(map_path, identifier)
     if not region_map or not all(isinstance(k, str) and isinstance(v, str) and v for k, v in region_map.items()):
         raise _damaged(map_path, identifier, "not a map of regions to layer names")
     return region_map, readout
 
 
-def _read_json(path: Path, identifier: str) -> dict:
-    """A JSON object from ``path``, at most :data:`MAX_FILE_BYTES` read."""
+def read_json(path: Path, identifier: str) -> dict:
+    """A JSON object from a file ``commit`` wrote for ``identifier``, at most :data:`MAX_FILE_BYTES` read.
+
+    Raises:
+        CommitmentFailedError: not such a file (named, with the fix).
+    """
     try:
         with open(path, "rb") as f:
             data = f.read(MAX_FILE_BYTES + 1)

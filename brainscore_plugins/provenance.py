@@ -71,14 +71,12 @@ def _catalog_provenance(entry: catalog.Entry) -> dict:
 
 def _committed_provenance(folder, identifier: str) -> dict:
     """The record region_commitment wrote beside the map (``provenance/<id>.json``), as written, ``kind`` set."""
-    import json
-
     path = folder / "provenance" / f"{identifier}.json"
     if not path.is_file():
         return {"kind": "committed", "region_layer_map": str(folder / "region_layer_map" / f"{identifier}.json"),
                 "note": f"no provenance record at {path}: commit it again (`brainscore-plugins commit {identifier}`) "
                         f"to record one"}
-    return {**json.loads(path.read_text()), "kind": "committed"}
+    return {**committed_maps.read_json(path, identifier), "kind": "committed"}
 
 
 def log_map_origin(name: str, provenance: dict) -> None:

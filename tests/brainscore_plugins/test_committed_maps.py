@@ -92,3 +92,15 @@ def test_a_damaged_commitment_becomes_a_failed_row_not_a_lost_sweep(tmp_path, mo
     rows = sweep.failed_rows(scoring.Task(HLVIT, ("a", "b")), "the process died")  # the driver's own rows too
     assert [(r["benchmark"], r["error_message"]) for r in rows] == [("a", "the process died"),
                                                                      ("b", "the process died")]
+
+
+def test_a_damaged_provenance_record_is_named_with_the_fix(tmp_path, monkeypatch):
+    from brainscore_plugins import provenance
+    monkeypatch.setenv(settings.DATA, str(tmp_path / "data"))
+    monkeypatch.setattr(committed_maps, "_FOLDERS", [])
+    folder = committed_maps.data_folder("hlvit")
+    for part, text in (("region_layer_map", json.dumps(GOOD_MAP)), ("provenance", "{truncated")):
+        (folder / part).mkdir(parents=True)
+        (folder / part / f"{HLVIT}.json").write_text(text)
+    with pytest.raises(errors.CommitmentFailedError, match=rf"{folder / 'provenance' / HLVIT}.json is damaged"):
+        provenance.map_provenance(HLVIT, catalog.resolve(HLVIT))

@@ -577,3 +577,34 @@ if __name__ == "__main__":  # python tests/brainscore_plugins/scale/test_report.
     import browser as browsers
 
     print(write_docs_screenshot(browsers.find(), repository / "docs" / "images" / "report.png"))
+
+
+@pytest.mark.slow
+def test_a_large_table_is_shown_a_page_at_a_time(browser, tmp_path):
+    """1,234 rows: 500 a page, built when their page is shown; sorting and filtering go back to the first page and
+    count every matching row."""
+    from brainscore_plugins.scale import results
+    n = 1234
+    table = results.frame([{"identifier": f"model_{i:05d}", "benchmark": "b", "status": "ok" if i % 7 else "failed",
+                            "score": i / n, "error_message": "" if i % 7 else f"boom {i}"} for i in range(n)])
+    page = browser.new_page()
+    page.goto(write_report(table, tmp_path / "big").as_uri(), wait_until="load")
+    try:
+        assert len(visible_rows(page)) == 500 and count_text(page) == f"{n} of {n} rows"
+        assert page.inner_text("#page-info") == f"rows 1\u2013500 of {n} (page 1 of 3)"
+        assert page.is_disabled("#page-prev") and not page.is_disabled("#page-next")
+        page.click("#page-next")
+        page.click("#page-next")
+        rows = visible_rows(page)
+        assert len(rows) == n - 1000 and rows[0]["identifier"] == "model_01000" and page.is_disabled("#page-next")
+        assert page.eval_on_selector_all("#results tbody tr", "trs => trs.length") == n - 1000
+        page.click("#results thead th[data-col='score'] button")  # ascending; then descending
+        page.click("#results thead th[data-col='score'] button")
+        assert visible_rows(page)[0]["identifier"] == f"model_{n - 1:05d}"
+        assert page.inner_text("#page-info").startswith("rows 1\u2013500 ")
+        page.select_option("#filter-status", label="failed")
+        failed = (n + 6) // 7
+        assert count_text(page) == f"{failed} of {n} rows" and page.is_hidden("#pager")
+        assert len(visible_rows(page)) == failed
+    finally:
+        page.close()
