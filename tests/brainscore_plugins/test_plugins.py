@@ -97,7 +97,8 @@ def test_cli_unknown_identifier_suggests():
 def test_cli_info_accepts_study_model_id():
     process = _cli("info", "convnext_tiny_imagenet_full_seed-0")
     row = json.loads(process.stdout)
-    assert row["identifier"].startswith("spvvs_convnext_tiny_imagenet_full_seed-0.ep")
+    assert row["identifier"] == "spvvs_convnext_tiny_imagenet_full_seed-0"  # as registered: the model's bare name
+    assert row["checkpoint"].startswith("spvvs_convnext_tiny_imagenet_full_seed-0.ep")
     assert row["interpolation"] == "bicubic" and row["weights_key"] == "model_ema_state_dict"
 
 

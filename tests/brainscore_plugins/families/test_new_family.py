@@ -46,7 +46,6 @@ FAMILY = register(Family(
     prefix="toy",
     title="toy (nobody, 2026)",
     summary="Toy networks, to test that a family is one declaration.",
-    catalog="toy.csv",
     generator="scripts/build_catalog_toy.py",
     citation="@misc{toy2026, title={Toy}}",
     formats={"toy-pickle": CheckpointFormat(None, "net.", partial(forge, "net."))},
