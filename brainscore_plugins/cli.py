@@ -209,7 +209,9 @@ def _require_linked() -> None:
                              "in this environment")
 
 
-def _sweep(args) -> None:
+def _sweep(args) -> int:
+    """The sweep's JSON summary on standard output (each failed pair with its reason); status 1 when a pair
+    failed."""
     from .scale import sweep
     _require_linked()
     if args.quiet:
@@ -219,7 +221,8 @@ def _sweep(args) -> None:
                           retry_failed=args.retry_failed, progress=not args.quiet)
     print(json.dumps({"models": summary.models, "rows": summary.rows, "failed": summary.failed,
                       "skipped": summary.skipped, "seconds": round(summary.seconds, 1),
-                      "models_per_hour": round(summary.models_per_hour, 1)}))
+                      "models_per_hour": round(summary.models_per_hour, 1), "failures": summary.failures}))
+    return RUNTIME if summary.failed else 0
 
 
 def _results(args) -> None:

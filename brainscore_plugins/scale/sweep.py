@@ -16,8 +16,9 @@ import concurrent.futures
 import logging
 import math
 import os
+import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -40,6 +41,7 @@ class Summary:
     failed: int
     skipped: int
     seconds: float
+    failures: list[dict] = field(default_factory=list)  # {identifier, benchmark, error}: each failed pair's reason
 
     @property
     def models_per_hour(self) -> float:
@@ -88,7 +90,13 @@ def sweep(identifiers: list[str], benchmarks: list[str], path: str | Path | None
             results.append(rows, path)
             summary.models += 1
             summary.rows += len(rows)
-            summary.failed += sum(row["status"] == results.FAILED for row in rows)
+            for row in rows:
+                if row["status"] == results.FAILED:
+                    summary.failures.append({"identifier": row["identifier"], "benchmark": row["benchmark"],
+                                             "error": row["error_message"]})
+                    bar.write(f"failed: {row['identifier']} on {row['benchmark']}: {row['error_message']}",
+                              file=sys.stderr)
+            summary.failed = len(summary.failures)
             bar.set_postfix(failed=summary.failed)
             bar.update()
 

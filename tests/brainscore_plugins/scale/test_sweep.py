@@ -233,3 +233,26 @@ def test_a_sigkilled_driver_takes_its_model_processes_with_it(environment, repo)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
+
+
+def test_each_failed_pair_is_named_with_its_reason_and_the_status_says_so(tmp_path, monkeypatch, capsys):
+    import json
+    from brainscore_plugins import bridge, cli
+
+    def run(tasks, jobs, record):
+        for task in tasks:
+            record(sweep.failed_rows(task, f"WeightsUnavailableError: no weights for {task.identifier}"))
+    monkeypatch.setattr(sweep, "_run_local", run)
+    monkeypatch.setattr(bridge, "is_linked", lambda: True)
+    status = cli.main(["sweep", "spvvs_resnet18_imagenet_full", "--benchmark", "bsp-synthetic.IT-pls", "--results",
+                       str(tmp_path / "results.parquet"), "--quiet"])
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)  # standard output: the JSON summary alone
+    assert status == 1 and summary["failed"] == 1 and summary["failures"] == [
+        {"identifier": "spvvs_resnet18_imagenet_full", "benchmark": "bsp-synthetic.IT-pls",
+         "error": "WeightsUnavailableError: no weights for spvvs_resnet18_imagenet_full"}]
+    assert ("failed: spvvs_resnet18_imagenet_full on bsp-synthetic.IT-pls: WeightsUnavailableError: no weights for "
+            "spvvs_resnet18_imagenet_full") in captured.err
+    monkeypatch.setattr(sweep, "_run_local", lambda tasks, jobs, record: None)
+    assert cli.main(["sweep", "spvvs_resnet18_imagenet_full.ep1", "--benchmark", "bsp-synthetic.IT-pls",
+                     "--results", str(tmp_path / "results.parquet"), "--quiet"]) == 0  # nothing failed
