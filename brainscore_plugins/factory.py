@@ -51,6 +51,7 @@ def network(entry: catalog.Entry, pretrained: bool = True, progress: bool = True
             raise FileNotFoundError(f"checkpoint_path {path} is not a file; pass the path of a checkpoint of "
                                     f"{entry.identifier}")
         model = checkpoint_format.load_into(_built(entry, True, **kwargs), path, entry.weights_key)
+        model.weights_sha256 = fetch.sha256_of(path)
     else:
         weights = _weights(entry, progress) if pretrained else None  # before building: fail fast
         model = _loaded(entry, checkpoint_format, weights, **kwargs)
@@ -102,6 +103,7 @@ def _loaded(entry: catalog.Entry, checkpoint_format, weights: fetch.Weights | No
     if weights is not None:
         fetch.trust_after_load(weights, entry.identifier,
                                lambda path: checkpoint_format.load_into(model, path, entry.weights_key))
+        model.weights_sha256 = weights.sha256  # what the activations identifier names (:func:`activations_model`)
     return model
 
 
@@ -131,12 +133,14 @@ def activations_model(name: str, pretrained: bool = True, preprocessing: str | N
     """Brain-Score's ``PytorchWrapper`` around :func:`create_model`: by default its drop-in
     :class:`.fast_activations.FastPytorchWrapper` (equal activations, preprocessing in worker processes; on
     channels-last batches with ``$BRAINSCORE_PLUGINS_EXTRACTOR=fast-channels-last``), Brain-Score's own with
-    ``brainscore``. The channels-last extractor reports the activations identifier ``<identifier>-channels-last``.
+    ``brainscore``.
 
-    ``preprocessing`` (else ``$BRAINSCORE_PLUGINS_PREPROCESSING``, else the family's default) names the pipeline of
-    :mod:`.preprocessing`: ``brainscore`` (what Brain-Score's own plugin feeds the network; default for ``spvvs``) or
-    ``training-config``. A model built with a pipeline other than its family's default reports the activations
-    identifier ``<name>-<pipeline>-preprocessing``, so Brain-Score's activation and PCA caches never mix the two.
+    The activations identifier, which keys Brain-Score's activation and PCA caches, names everything the
+    activations depend on beyond the images: ``<name>-weights-<sha256[:12] of the weights file>`` (``<name>-untrained``
+    without weights), then ``-<pipeline>-preprocessing`` for a pipeline other than the family's default, then
+    ``-channels-last`` for that extractor. ``preprocessing`` (else ``$BRAINSCORE_PLUGINS_PREPROCESSING``, else the
+    family's default) names the pipeline of :mod:`.preprocessing`: ``brainscore`` (what Brain-Score's own plugin feeds
+    the network; default for ``spvvs``) or ``training-config``.
 
     Raises:
         ValueError: an unknown preprocessing pipeline or extractor.
@@ -159,14 +163,22 @@ def _activations_model(entry: catalog.Entry, name: str, pretrained: bool, prepro
     family = families.get(entry.family)
     variant = preprocessing_variant(name, preprocessing, entry)
     pipeline = variant or family.preprocessing
-    identifier = f"{name}-{variant}-preprocessing" if variant else name
+    model = network(entry, pretrained)
+    identifier = f"{name}-{weights_tag(model)}" + (f"-{variant}-preprocessing" if variant else "")
     if extractor == "fast-channels-last":  # not bit-equal: never mixed with the other extractors' caches
         identifier += "-channels-last"
-    model = network(entry, pretrained)
     activations = wrapper(identifier=identifier, model=model, preprocessing=_preprocessing(entry, pipeline),
                           batch_size=family.eval_batch_size(entry.arch))
     activations.feature_maps = candidates.feature_maps(entry, model)
     return activations
+
+
+def weights_tag(model: torch.nn.Module) -> str:
+    """``weights-<the first 12 hex digits of the weights file's sha256>``, or ``untrained`` for a network built
+    without weights: in the activations identifier, so that Brain-Score's activation and PCA caches, keyed by it,
+    never serve one file's activations for another's (a forged or replaced checkpoint under the same name)."""
+    digest = getattr(model, "weights_sha256", None)
+    return f"weights-{digest[:12]}" if digest else "untrained"
 
 
 def preprocessing_variant(name: str, preprocessing: str | None = None, entry: catalog.Entry | None = None) -> str:

@@ -91,8 +91,9 @@ def test_training_config_pipeline_is_an_option_with_its_own_identifier(images, o
     forge.forge_into_mirror(name, offline[settings.MIRROR])
     default = factory.activations_model(name)
     config = factory.activations_model(name, preprocessing=TRAINING_CONFIG)
-    assert default.identifier == name
-    assert config.identifier == f"{name}-training-config-preprocessing"
+    tag = factory.weights_tag(default._model)
+    assert tag.startswith("weights-") and default.identifier == f"{name}-{tag}"
+    assert config.identifier == f"{name}-{tag}-training-config-preprocessing"
     monkeypatch.setenv("BRAINSCORE_PLUGINS_PREPROCESSING", TRAINING_CONFIG)
     assert factory.activations_model(name).identifier == config.identifier
     pixels = [model._extractor.preprocess(images[:1]) for model in (default, config)]

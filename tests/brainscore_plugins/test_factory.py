@@ -97,3 +97,32 @@ def test_create_model_takes_timms_keyword_arguments(tmp_path, use_mirror):
         create_model("spvvs_simclr_resnet18_imagenet_full_seed-0", pretrained=False, num_classes=10)
     encoder = create_model("hlvit_vits14_1.0_1", pretrained=False, num_classes=10)  # timm's: a head added
     assert encoder(torch.zeros(1, 3, 224, 224)).shape == (1, 10)
+
+
+@pytest.mark.slow
+def test_replaced_weights_never_reuse_cached_activations(tmp_path, monkeypatch, use_mirror):
+    """Brain-Score caches activations on disk by the activations identifier: extract, replace the weights under the
+    same model name, extract again: the second is computed afresh (before, it returned the first weights'
+    activations); the first weights again find their own entry."""
+    import numpy as np
+    from brainscore_core.supported_data_standards.brainio.stimuli import StimulusSet
+    from PIL import Image
+    from brainscore_plugins import forge
+    monkeypatch.delenv("RESULTCACHING_DISABLE", raising=False)
+    monkeypatch.setenv("RESULTCACHING_HOME", str(tmp_path / "result_caching"))
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"image{i}.png")
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(paths[-1])
+    stimuli = StimulusSet({"stimulus_id": [f"s{i}" for i in range(3)]})
+    stimuli.stimulus_paths = {f"s{i}": str(path) for i, path in enumerate(paths)}
+    stimuli.identifier = "bsp-stale-cache-test"
+    name, extracted = "spvvs_resnet18_imagenet_full", []
+    for run, seed in (("a", 0), ("b", 1), ("c", 0)):  # c: the first weights again, in a fresh cache
+        use_mirror(tmp_path / f"mirror-{seed}", tmp_path / f"cache-{run}")
+        forge.forge_into_mirror(name, tmp_path / f"mirror-{seed}", seed)
+        model = factory.activations_model(name)
+        extracted.append((model.identifier, model(stimuli, layers=["avgpool"]).values))
+    (first, a), (second, b), (again, c) = extracted
+    assert not np.allclose(a, b) and np.array_equal(a, c)  # computed afresh; the first weights' entry reused
+    assert first.startswith(f"{name}-weights-") and first != second and again == first

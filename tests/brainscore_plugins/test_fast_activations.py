@@ -41,12 +41,12 @@ def test_the_plugins_extract_with_the_fast_path_unless_told_otherwise(monkeypatc
     from brainscore_plugins import settings
     monkeypatch.delenv(settings.EXTRACTOR, raising=False)
     model = factory.activations_model("spvvs_resnet18_imagenet_full", pretrained=False)
-    assert type(model) is FastPytorchWrapper and model.identifier == "spvvs_resnet18_imagenet_full"
+    assert type(model) is FastPytorchWrapper and model.identifier == "spvvs_resnet18_imagenet_full-untrained"
     monkeypatch.setenv(settings.EXTRACTOR, "brainscore")
     assert type(factory.activations_model("spvvs_resnet18_imagenet_full", pretrained=False)) is PytorchWrapper
     monkeypatch.setenv(settings.EXTRACTOR, "fast-channels-last")
     model = factory.activations_model("spvvs_resnet18_imagenet_full", pretrained=False)
-    assert model.channels_last and model.identifier == "spvvs_resnet18_imagenet_full-channels-last"
+    assert model.channels_last and model.identifier == "spvvs_resnet18_imagenet_full-untrained-channels-last"
     monkeypatch.setenv(settings.EXTRACTOR, "turbo")
     with pytest.raises(ValueError, match="BRAINSCORE_PLUGINS_EXTRACTOR is 'turbo'; set it to one of fast, "
                                          "fast-channels-last, brainscore"):
