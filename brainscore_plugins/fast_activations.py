@@ -3,12 +3,15 @@
 :class:`FastPytorchWrapper` is a drop-in: same interface, identifier and activation caching (Brain-Score's own
 extractor runs every step: caching, batching and padding, hooks, packaging); only the ``preprocess`` calls of a run
 are computed in advance, in a ``torch.utils.data.DataLoader`` with worker processes, on exactly the batches (padding
-included) the extractor will ask for, and each forward pass runs under ``torch.inference_mode``. Activations are those
-of ``PytorchWrapper`` (the same preprocessing function on the same paths; a test checks equality). Microsaccade runs
-(more than one trial per image) use the extractor's own path unchanged.
+included) the extractor will ask for, and each forward pass runs under ``torch.inference_mode``. The preprocessed
+images are kept in the pixel cache (:mod:`.pixel_cache`): every later run on the same files with the same
+preprocessing (another checkpoint, another process of the sweep) reads them instead of decoding again. Activations are
+those of ``PytorchWrapper`` (the same preprocessing function on the same paths; a test checks equality). Microsaccade
+runs (more than one trial per image) use the extractor's own path unchanged.
 """
 from __future__ import annotations
 
+import itertools
 import os
 from collections import OrderedDict
 
@@ -16,6 +19,8 @@ import numpy as np
 import torch
 from brainscore_vision.model_helpers.activations.core import ActivationsExtractorHelper
 from brainscore_vision.model_helpers.activations.pytorch import PytorchWrapper
+
+from .pixel_cache import PixelCache
 
 
 def _identity(item):
@@ -41,29 +46,72 @@ class _Batches(torch.utils.data.Dataset):
 
 
 class _PrefetchingExtractor(ActivationsExtractorHelper):
-    """Brain-Score's extractor whose ``preprocess`` calls are answered from a worker pipeline started per run."""
+    """Brain-Score's extractor whose ``preprocess`` calls are answered from the pixel cache (:mod:`.pixel_cache`) when
+    it holds the run's images, else from a worker pipeline started per run, whose batches also fill the cache."""
 
     workers = min(4, os.cpu_count() or 1)
 
     def _get_activations_batched(self, paths, layers, batch_size: int, require_variance: bool):
-        if self._microsaccade_helper.number_of_trials != 1 or len(paths) <= batch_size or self.workers < 1:
+        if self._microsaccade_helper.number_of_trials != 1:
             return super()._get_activations_batched(paths, layers, batch_size, require_variance)
-        preprocess = self.preprocess
-        loader = torch.utils.data.DataLoader(_Batches(paths, batch_size, preprocess), batch_size=None,
-                                             num_workers=self.workers, collate_fn=_identity, prefetch_factor=2)
-        prefetched = iter(loader)
+        cache = PixelCache()
+        key = cache.key([str(p) for p in paths], self.preprocess) if cache.enabled else None
+        cached = cache.get(key) if key else None
+        if cached is not None and len(cached) == len(paths):
+            return self._answered(_from_pixels(cached, batch_size), paths, layers, batch_size, require_variance)
+        entry = cache.entry(key, len(paths)) if key else None
+        pipelined = len(paths) > batch_size and self.workers > 0
+        if not pipelined and entry is None:
+            return super()._get_activations_batched(paths, layers, batch_size, require_variance)
+        batches = self._pipeline(paths, batch_size) if pipelined else None
+        preprocess, numbers = self.preprocess, itertools.count()
 
         def next_batch(inputs):
-            expected, batch = next(prefetched)
-            if [str(p) for p in inputs] != [str(p) for p in expected]:  # never: the extractor asks in order
-                raise RuntimeError("the extractor asked for another batch than the prefetched one")
+            index = next(numbers)
+            if batches is None:
+                batch = np.asarray(preprocess(inputs))
+            else:
+                expected, batch = next(batches)
+                if [str(p) for p in inputs] != [str(p) for p in expected]:  # never: the extractor asks in order
+                    raise RuntimeError("the extractor asked for another batch than the prefetched one")
+            if entry is not None:
+                entry.write(index * batch_size, batch)
             return batch
 
-        self.preprocess = next_batch
+        try:
+            activations = self._answered(next_batch, paths, layers, batch_size, require_variance)
+        except BaseException:
+            if entry is not None:
+                entry.discard()
+            raise
+        if entry is not None:
+            entry.commit()
+        return activations
+
+    def _pipeline(self, paths, batch_size: int):
+        """(padded batch paths, preprocessed batch) in the extractor's order, from worker processes."""
+        return iter(torch.utils.data.DataLoader(_Batches(paths, batch_size, self.preprocess), batch_size=None,
+                                                num_workers=self.workers, collate_fn=_identity, prefetch_factor=2))
+
+    def _answered(self, answer, paths, layers, batch_size: int, require_variance: bool):
+        """Brain-Score's own batched extraction, its ``preprocess`` calls answered by ``answer``."""
+        preprocess = self.preprocess
+        self.preprocess = answer
         try:
             return super()._get_activations_batched(paths, layers, batch_size, require_variance)
         finally:
-            self.preprocess = preprocess  # drops the pipeline: its workers stop
+            self.preprocess = preprocess  # drops a pipeline: its workers stop
+
+
+def _from_pixels(pixels: np.ndarray, batch_size: int):
+    """A ``preprocess`` that answers the extractor's padded batches, in order, from cached pixels."""
+    starts = iter(range(0, len(pixels), batch_size))
+
+    def next_batch(inputs):
+        start = next(starts)
+        rows = list(range(start, min(start + batch_size, len(pixels))))
+        return np.asarray(pixels[rows + rows[-1:] * (len(inputs) - len(rows))])
+    return next_batch
 
 
 class FastPytorchWrapper(PytorchWrapper):

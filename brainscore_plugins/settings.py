@@ -19,6 +19,7 @@ PREPROCESSING = "BRAINSCORE_PLUGINS_PREPROCESSING"
 ALGONAUTS = "BRAINSCORE_PLUGINS_ALGONAUTS_DIR"
 EXTRACTOR = "BRAINSCORE_PLUGINS_EXTRACTOR"
 EXTRACTORS = ("fast", "fast-channels-last", "brainscore")
+PIXEL_CACHE = "BRAINSCORE_PLUGINS_PIXEL_CACHE_GB"
 HF_HUB_OFFLINE = "HF_HUB_OFFLINE"
 HF_HUB_CACHE = "HF_HUB_CACHE"
 INSTALL_DEPENDENCIES = "BS_INSTALL_DEPENDENCIES"  # Brain-Score's own
@@ -39,6 +40,9 @@ VARIABLES = (
                                 "worker processes ahead of the network, equal activations), 'fast-channels-last' "
                                 "(also channels-last batches: faster on CPUs, equal to float32 rounding) or "
                                 "'brainscore' (Brain-Score's PytorchWrapper as it is)"),
+    Variable(PIXEL_CACHE, "10", "GB of preprocessed images kept in <cache>/pixels (one entry per image files x "
+                                "preprocessing, shared by every model and process; least recently used evicted "
+                                "first); 0 turns it off"),
     Variable(ALGONAUTS, "unset", "the Algonauts 2023 challenge data folder (algonauts_2023_challenge_data: subj01 "
                                  "... subj08) that the algonauts2023 benchmarks read"),
     Variable(HF_HUB_OFFLINE, "unset", "1: Hugging Face Hub files come from its cache only (no network)"),
@@ -61,6 +65,17 @@ def cache_dir() -> Path:
         return Path(value).expanduser()
     import torch.hub
     return Path(torch.hub.get_dir()) / "brainscore_plugins"
+
+
+def pixel_cache_bytes() -> int:
+    """``$BRAINSCORE_PLUGINS_PIXEL_CACHE_GB`` in bytes (default 10 GB; 0 turns the cache off)."""
+    value = os.environ.get(PIXEL_CACHE)
+    try:
+        gigabytes = float(value) if value else 10.0
+    except ValueError:
+        raise ValueError(f"{PIXEL_CACHE} is {value!r}; set it to a number of gigabytes (0 turns the cache "
+                         f"off)") from None
+    return max(0, int(gigabytes * 1e9))
 
 
 def lock_timeout() -> float:

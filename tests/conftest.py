@@ -45,12 +45,13 @@ def isolated_caches(tmp_path_factory):
     """Brain-Score caches ceilings and activations on disk by identifier; synthetic test data must never meet a
     stale entry from another run. region_commitment's feature cache is per session, and its PCA reference set is the
     built-in one unless a test asks for Brain-Score's (tests never download ImageNet); committed maps go to a
-    per-session data folder. Undone when the session ends."""
+    per-session data folder, weights and preprocessed pixels to a per-session cache. Undone when the session ends."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("RESULTCACHING_DISABLE", "1")
         patch.setenv("REGION_COMMITMENT_CACHE", str(tmp_path_factory.mktemp("region_commitment_cache")))
         patch.setenv("REGION_COMMITMENT_REFERENCE", "builtin")
         patch.setenv("BRAINSCORE_PLUGINS_DATA", str(tmp_path_factory.mktemp("user_data")))  # what `commit` writes
+        patch.setenv("BRAINSCORE_PLUGINS_CACHE", str(tmp_path_factory.mktemp("weights_cache")))  # and the pixels
         yield
 
 

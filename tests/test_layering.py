@@ -12,8 +12,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 LAYERS = (  # lowest first; a module belongs to the layer of the longest prefix that names it
     ("foundation", ("errors", "settings")),
-    ("building blocks", ("weights", "architectures", "preprocessing", "synthetic_recordings", "algonauts.data",
-                         "algonauts.splits", "algonauts.predictor")),
+    ("building blocks", ("weights", "architectures", "preprocessing", "pixel_cache", "synthetic_recordings",
+                         "algonauts.data", "algonauts.splits", "algonauts.predictor")),
     ("family declarations", ("families",)),
     ("catalog", ("catalog",)),
     ("models", ("candidates", "committed_maps", "provenance", "fast_activations", "forge", "factory")),

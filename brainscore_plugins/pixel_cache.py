@@ -1,0 +1,142 @@
+"""Preprocessed images, computed once per stimulus set and preprocessing configuration, shared by every model.
+
+The pixels a network gets depend on the image files and the preprocessing configuration, not on the checkpoint: a
+sweep over 100 checkpoints of one architecture would decode, resize and normalise every benchmark image 100 times.
+:class:`PixelCache` keeps them as one ``.npy`` array per (files, configuration), memory-mapped when read:
+
+* **Key**: the sha256 of each file's bytes (:func:`region_commitment.digests.files`, in order), the configuration
+  (the preprocessing function's qualified name and keyword arguments) and the versions of the libraries that compute
+  the pixels (numpy, Pillow, albumentations, OpenCV, torchvision): a file rewritten in place, another pipeline or
+  another library version is another entry.
+* **Written atomically** (a temporary file, filled as the batches are computed, then ``os.replace``), so concurrent
+  processes (a sweep's model processes, Ray tasks on one node) never read half of an entry; two that compute one at
+  the same time write the same array, and the last move wins.
+* **Bounded and evictable**: after a write, the least recently used entries are removed until the folder holds at
+  most ``$BRAINSCORE_PLUGINS_PIXEL_CACHE_GB`` (0 turns the cache off).
+
+The arrays are those the preprocessing function returned, so activations computed from them are bit-identical.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from . import settings
+
+_LIBRARIES = ("numpy", "Pillow", "albumentations", "opencv-python-headless", "opencv-python", "torchvision")
+
+
+@functools.lru_cache(maxsize=None)
+def _library_versions() -> tuple[str, ...]:
+    return tuple(f"{name}={settings.installed_version(name)}" for name in _LIBRARIES)
+
+
+def configuration(preprocess) -> str | None:
+    """A stable description of ``preprocess`` (a ``functools.partial`` of a module-level function), or ``None`` when
+    it has none (a lambda or a closure: its pixels are not cached)."""
+    if not isinstance(preprocess, functools.partial) or preprocess.args:
+        return None
+    function = preprocess.func
+    if "<" in getattr(function, "__qualname__", "<"):  # a lambda or a local function
+        return None
+    keywords = {k: v for k, v in preprocess.keywords.items() if isinstance(v, (str, int, float, bool, tuple))}
+    if len(keywords) != len(preprocess.keywords):
+        return None
+    return json.dumps([f"{function.__module__}.{function.__qualname__}", sorted(keywords.items()),
+                       _library_versions()])
+
+
+class PixelCache:
+    """The preprocessed pixels of image files, in ``folder`` (default ``<weights cache>/pixels``), at most
+    ``max_bytes`` (default ``$BRAINSCORE_PLUGINS_PIXEL_CACHE_GB``)."""
+
+    def __init__(self, folder: Path | None = None, max_bytes: int | None = None):
+        self.folder = Path(folder) if folder is not None else settings.cache_dir() / "pixels"
+        self.max_bytes = settings.pixel_cache_bytes() if max_bytes is None else max_bytes
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_bytes > 0
+
+    def key(self, paths: list[str], preprocess) -> str | None:
+        """The entry's name for ``paths`` preprocessed by ``preprocess``; ``None`` when that cannot be cached."""
+        from region_commitment import digests
+        described = configuration(preprocess)
+        if described is None:
+            return None
+        hasher = hashlib.sha256(described.encode())
+        hasher.update(digests.files(paths).encode())
+        return hasher.hexdigest()
+
+    def get(self, key: str) -> np.ndarray | None:
+        """The cached pixels (memory-mapped, read-only), or ``None``."""
+        path = self.folder / f"{key}.npy"
+        try:
+            pixels = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (FileNotFoundError, ValueError, OSError):
+            return None
+        with contextlib.suppress(OSError):
+            os.utime(path)  # recently used: evicted last
+        return pixels
+
+    def entry(self, key: str, rows: int) -> "Entry":
+        """A new entry of ``rows`` images for ``key``, filled batch by batch, then committed."""
+        return Entry(self, key, rows)
+
+    def trim(self) -> None:
+        """Remove the least recently used entries until the folder holds at most ``max_bytes``."""
+        entries = []
+        for path in self.folder.glob("*.npy"):
+            with contextlib.suppress(FileNotFoundError):
+                status = path.stat()
+                entries.append((status.st_mtime, status.st_size, path))
+        total = sum(size for _, size, _ in entries)
+        for _, size, path in sorted(entries):
+            if total <= self.max_bytes:
+                break
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            total -= size
+
+
+class Entry:
+    """An entry being written: a memory-mapped temporary file, created at the first batch (which gives the shape and
+    dtype), moved onto its name by :meth:`commit` (readers never see it before), removed by :meth:`discard`."""
+
+    def __init__(self, cache: PixelCache, key: str, rows: int):
+        self.cache, self.key, self.rows = cache, key, rows
+        self.array, self.temporary, self.filled = None, None, 0
+
+    def write(self, start: int, batch: np.ndarray) -> None:
+        """Rows ``start ...`` of the entry (a batch's padding beyond the last image is left out)."""
+        batch = batch[:max(0, self.rows - start)]
+        if self.array is None:
+            import secrets
+            self.cache.folder.mkdir(parents=True, exist_ok=True)
+            self.temporary = self.cache.folder / f".{self.key}.{os.getpid()}.{secrets.token_hex(4)}.tmp.npy"
+            self.array = np.lib.format.open_memmap(self.temporary, mode="w+", dtype=batch.dtype,
+                                                   shape=(self.rows, *batch.shape[1:]))
+        self.array[start:start + len(batch)] = batch
+        self.filled += len(batch)
+
+    def commit(self) -> None:
+        """Move the complete entry into the cache (an incomplete one is discarded), then trim the cache."""
+        if self.array is None or self.filled != self.rows:
+            self.discard()
+            return
+        self.array.flush()
+        self.array = None
+        os.replace(self.temporary, self.cache.folder / f"{self.key}.npy")
+        self.cache.trim()
+
+    def discard(self) -> None:
+        self.array = None
+        if self.temporary is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self.temporary.unlink()
