@@ -218,7 +218,7 @@ def _sweep(args) -> int:
         os.environ["TQDM_DISABLE"] = "1"  # Brain-Score's bars too: tqdm reads it where the model processes start
     summary = sweep.sweep(_selection(args), args.benchmarks, args.results, engine=args.engine, jobs=args.jobs,
                           address=args.address, workers=args.workers, cpus=args.cpus, memory_gb=args.memory_gb,
-                          retry_failed=args.retry_failed, progress=not args.quiet)
+                          gpus=args.gpus, retry_failed=args.retry_failed, progress=not args.quiet)
     print(json.dumps({"models": summary.models, "rows": summary.rows, "failed": summary.failed,
                       "skipped": summary.skipped, "seconds": round(summary.seconds, 1),
                       "models_per_hour": round(summary.models_per_hour, 1), "failures": summary.failures}))
@@ -426,6 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="ray without --address: CPUs of the local instance (default --jobs)")
     p.add_argument("--cpus", type=float, default=1, help="ray: CPUs each model's task requests (default 1)")
     p.add_argument("--memory-gb", type=float, help="ray: memory each model's task requests (GiB)")
+    p.add_argument("--gpus", type=float, default=0, help="ray: GPUs each model's task requests (default 0; local "
+                   "processes take one visible CUDA device each, in turn)")
     p.add_argument("--retry-failed", action="store_true", help="score again the pairs whose row failed")
     p.add_argument("--quiet", action="store_true", help="no progress bars (the model processes' included)")
 

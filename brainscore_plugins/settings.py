@@ -78,6 +78,14 @@ def pixel_cache_bytes() -> int:
     return max(0, int(gigabytes * 1e9))
 
 
+def visible_cuda_devices() -> list[str] | None:
+    """The devices ``$CUDA_VISIBLE_DEVICES`` names (CUDA's own variable), ``None`` when it is unset."""
+    value = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if value is None:
+        return None
+    return [device.strip() for device in value.split(",") if device.strip() and not device.strip().startswith("-")]
+
+
 def lock_timeout() -> float:
     """``$BRAINSCORE_PLUGINS_LOCK_TIMEOUT`` seconds, else 600."""
     value = os.environ.get(LOCK_TIMEOUT)

@@ -16,6 +16,7 @@ import concurrent.futures
 import logging
 import math
 import os
+import queue
 import sys
 import time
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from . import results
+from .. import settings
 from ..errors import ModelNotFoundError
 from .scoring import Task, check_benchmarks, failed_rows, first_line, score_model
 
@@ -58,9 +60,11 @@ def plan(identifiers: list[str], benchmarks: list[str], table, retry_failed: boo
 
 def sweep(identifiers: list[str], benchmarks: list[str], path: str | Path | None = None, *, engine: str = "local",
           jobs: int = 1, address: str | None = None, workers: int | None = None, cpus: float = 1,
-          memory_gb: float | None = None, retry_failed: bool = False, progress: bool = True) -> Summary:
+          memory_gb: float | None = None, gpus: float = 0, retry_failed: bool = False,
+          progress: bool = True) -> Summary:
     """Score every identifier on every benchmark into the results table at ``path`` (default
-    :func:`.results.default_path`), skipping pairs already there.
+    :func:`.results.default_path`), skipping pairs already there. GPUs: a Ray task requests ``gpus`` (Ray gives it
+    those devices); local processes share the visible CUDA devices, one each (:func:`device_slots`).
 
     Raises:
         ModelNotFoundError: no identifiers. BenchmarkNotFoundError: an unknown benchmark (both before anything runs).
@@ -72,8 +76,8 @@ def sweep(identifiers: list[str], benchmarks: list[str], path: str | Path | None
                                  "list` with the same patterns)")
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
-    if min(jobs, workers or 1, cpus) <= 0:
-        raise ValueError("--jobs, --workers and --cpus must be positive")
+    if min(jobs, workers or 1, cpus) <= 0 or gpus < 0:
+        raise ValueError("--jobs, --workers and --cpus must be positive, --gpus not negative")
     identifiers, benchmarks = _one_name_per_checkpoint(identifiers), list(dict.fromkeys(benchmarks))
     check_benchmarks(benchmarks)
     path = results.check_writable(path)
@@ -103,7 +107,7 @@ def sweep(identifiers: list[str], benchmarks: list[str], path: str | Path | None
         if engine == "local":
             _run_local(tasks, jobs, record)
         else:
-            _run_ray(tasks, address, workers or jobs, cpus, memory_gb, record)
+            _run_ray(tasks, address, workers or jobs, ray_options(cpus, memory_gb, gpus), record)
     summary.seconds = time.perf_counter() - start
     return summary
 
@@ -126,8 +130,9 @@ def _run_local(tasks: list[Task], jobs: int, record: Callable[[list[dict]], None
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["torch", "brainscore_vision", "brainscore_plugins.scale.scoring"])
     children: set = set()
+    slots = device_slots(jobs, cuda_devices())
     with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
-        futures = [pool.submit(_in_child, context, task, children) for task in tasks]
+        futures = [pool.submit(_in_child, context, task, children, slots) for task in tasks]
         try:
             for future in concurrent.futures.as_completed(futures):
                 record(future.result())
@@ -139,13 +144,47 @@ def _run_local(tasks: list[Task], jobs: int, record: Callable[[list[dict]], None
             raise
 
 
-def _in_child(context, task: Task, children: set) -> list[dict]:
-    """``score_model(task)`` in a fresh process with the driver's environment; failed rows if it dies."""
+def cuda_devices() -> list[str]:
+    """The CUDA devices this driver may use: ``$CUDA_VISIBLE_DEVICES`` when set, else every one torch sees."""
+    visible = settings.visible_cuda_devices()
+    if visible is not None:
+        return visible
+    import torch
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
+def device_slots(jobs: int, devices: list[str]) -> queue.Queue:
+    """One slot per local job: the devices in turn (``jobs`` above their number share them), or ``None`` (CPU)."""
+    slots = queue.Queue()
+    for job in range(jobs):
+        slots.put(devices[job % len(devices)] if devices else None)
+    return slots
+
+
+def ray_options(cpus: float, memory_gb: float | None, gpus: float) -> dict:
+    """The resource request of one model's Ray task (``num_gpus``: Ray places it on a node with them and sets its
+    ``CUDA_VISIBLE_DEVICES``)."""
+    options = {"num_cpus": cpus, "max_retries": 0}
+    if memory_gb:
+        options["memory"] = int(memory_gb * 2 ** 30)
+    if gpus:
+        options["num_gpus"] = gpus
+    return options
+
+
+def _in_child(context, task: Task, children: set, slots: queue.Queue) -> list[dict]:
+    """``score_model(task)`` in a fresh process with the driver's environment and a device slot of its own (its
+    ``CUDA_VISIBLE_DEVICES``); failed rows if it dies."""
     receive, send = context.Pipe(duplex=False)
     alive, alive_kept = context.Pipe(duplex=False)  # this driver keeps the only writing end, and never writes
-    child = context.Process(target=_child_main, args=(task, send, dict(os.environ), alive),
-                            name=f"score {task.identifier}")
-    child.start()
+    device = slots.get()
+    environ = dict(os.environ) if device is None else {**os.environ, "CUDA_VISIBLE_DEVICES": device}
+    child = context.Process(target=_child_main, args=(task, send, environ, alive), name=f"score {task.identifier}")
+    try:
+        child.start()
+    except BaseException:
+        slots.put(device)
+        raise
     children.add(child)
     send.close()
     alive.close()
@@ -156,6 +195,7 @@ def _in_child(context, task: Task, children: set) -> list[dict]:
     child.join()
     alive_kept.close()
     children.discard(child)
+    slots.put(device)
     if rows is None:
         reason = "killed: out of memory?" if child.exitcode == -9 else "see its log"
         return failed_rows(task, f"the process scoring {task.identifier} exited with status {child.exitcode} "
@@ -191,7 +231,7 @@ def forwarded_environment(environ: Iterable[tuple[str, str]] | None = None) -> d
     return {k: v for k, v in items if k.startswith(FORWARDED_PREFIXES)}
 
 
-def _run_ray(tasks: list[Task], address: str | None, workers: int, cpus: float, memory_gb: float | None,
+def _run_ray(tasks: list[Task], address: str | None, workers: int, options: dict,
              record: Callable[[list[dict]], None]) -> None:
     try:
         import ray
@@ -201,9 +241,6 @@ def _run_ray(tasks: list[Task], address: str | None, workers: int, cpus: float, 
              runtime_env={"env_vars": forwarded_environment()}, log_to_driver=False,
              logging_level=logging.WARNING, configure_logging=True)
     try:
-        options = {"num_cpus": cpus, "max_retries": 0}
-        if memory_gb:
-            options["memory"] = int(memory_gb * 2 ** 30)
         remote = ray.remote(score_model).options(**options)
         pending = {remote.remote(task): task for task in tasks}
         while pending:

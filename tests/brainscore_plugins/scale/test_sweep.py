@@ -256,3 +256,50 @@ def test_each_failed_pair_is_named_with_its_reason_and_the_status_says_so(tmp_pa
     monkeypatch.setattr(sweep, "_run_local", lambda tasks, jobs, record: None)
     assert cli.main(["sweep", "spvvs_resnet18_imagenet_full.ep1", "--benchmark", "bsp-synthetic.IT-pls",
                      "--results", str(tmp_path / "results.parquet"), "--quiet"]) == 0  # nothing failed
+
+
+def test_gpu_placement_local_and_on_ray(monkeypatch):
+    """Without a GPU here, the device logic: local jobs take the visible CUDA devices in turn (a job's process gets
+    its own CUDA_VISIBLE_DEVICES), Ray tasks request --gpus."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,5")
+    assert sweep.cuda_devices() == ["2", "5"]
+    slots = sweep.device_slots(3, sweep.cuda_devices())
+    assert [slots.get() for _ in range(3)] == ["2", "5", "2"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert sweep.cuda_devices() == [] and sweep.device_slots(2, []).get() is None  # CPU only
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    import torch
+    assert sweep.cuda_devices() == [str(i) for i in range(torch.cuda.device_count())]
+    assert sweep.ray_options(4, 16, 1) == {"num_cpus": 4, "max_retries": 0, "memory": 16 * 2 ** 30, "num_gpus": 1}
+    assert "num_gpus" not in sweep.ray_options(1, None, 0)
+
+
+def test_each_local_model_process_gets_its_device(monkeypatch):
+    """_in_child hands the child its slot's device and returns the slot when it is done."""
+    started = []
+
+    class FakeProcess:
+        def __init__(self, target, args, name):
+            started.append(args[2].get("CUDA_VISIBLE_DEVICES"))
+            self.exitcode = 0
+
+        def start(self):
+            pass
+
+        def join(self):
+            pass
+
+    class Context:
+        Process = FakeProcess
+
+        @staticmethod
+        def Pipe(duplex):
+            import multiprocessing
+            receive, send = multiprocessing.Pipe(duplex=False)
+            return receive, send
+
+    monkeypatch.setattr(sweep, "failed_rows", lambda task, message: ["died"])
+    slots = sweep.device_slots(2, ["0", "1"])
+    task = scoring.Task("spvvs_resnet18_imagenet_full", ("b",))
+    assert sweep._in_child(Context, task, set(), slots) == ["died"]  # no answer: its pipe closed
+    assert started == ["0"] and slots.qsize() == 2  # the slot is back
