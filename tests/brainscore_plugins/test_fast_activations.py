@@ -73,3 +73,28 @@ def test_channels_last_equals_to_float32_rounding(tmp_path, monkeypatch):
     for layer in layers:
         a, b = (x.sel(layer=layer).values for x in (ours, expected))
         assert np.abs(a - b).max() <= 1e-5 * np.abs(b).max(), layer
+
+
+def test_the_cuda_path_pins_copies_without_blocking_and_gives_the_same_activations(monkeypatch, tmp_path):
+    """No GPU here: the CUDA branch runs on the CPU with the device's type faked, pinning recorded (pinning itself
+    needs CUDA); its activations equal PytorchWrapper's exactly; pin_memory=False leaves the batch pageable."""
+    import types
+    import torch
+    monkeypatch.setenv("RESULTCACHING_DISABLE", "1")
+    paths = []
+    for i in range(3):
+        paths.append(str(tmp_path / f"image{i}.png"))
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (60, 50, 3), dtype=np.uint8)).save(paths[-1])
+    network = factory.create_model("spvvs_resnet18_imagenet_full", pretrained=False)
+    preprocessing = preprocessing_for(72, 64, "bilinear", "brainscore")
+    expected = PytorchWrapper(identifier="r", model=network, preprocessing=preprocessing)(paths, layers=["avgpool"])
+    pinned = []
+    monkeypatch.setattr(torch.Tensor, "pin_memory", lambda self: pinned.append(self.shape) or self)
+    for pin in (True, False):
+        fast = FastPytorchWrapper(identifier=f"f{pin}", model=network, preprocessing=preprocessing, pin_memory=pin)
+        real = fast._device
+        fast._device = types.SimpleNamespace(type="cuda")  # the branch a CUDA device takes...
+        monkeypatch.setattr(fast, "_device_batch", lambda batch, fast=fast, real=real: batch.to(real))  # ...on CPU
+        ours = fast(paths, layers=["avgpool"])
+        np.testing.assert_array_equal(ours.values, expected.values)
+    assert pinned == [(64, 3, 64, 64)]  # one padded batch, pinned once: with pin_memory=True only
