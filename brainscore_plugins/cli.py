@@ -227,7 +227,10 @@ def _sweep(args) -> int:
 
 def _results(args) -> None:
     from .scale import results
-    table = results.select(results.read(args.results), epoch=args.epoch, identifier=args.identifier,
+    exact = {column: getattr(args, column) for column in ("identifier", "benchmark", "family", "arch", "dataset")
+             if getattr(args, column) and not any(c in getattr(args, column) for c in "*?[")}
+    read = results.read(args.results, where={"status": args.status, "epoch": args.epoch, **exact})  # pushed down
+    table = results.select(read, epoch=args.epoch, identifier=args.identifier,
                            benchmark=args.benchmark, family=args.family, arch=args.arch, dataset=args.dataset,
                            status=args.status)
     if args.format == "table":

@@ -64,9 +64,10 @@ def _typed(table: pd.DataFrame) -> pd.DataFrame:
     return table[list(COLUMNS)]
 
 
-def read(path: str | Path | None = None) -> pd.DataFrame:
+def read(path: str | Path | None = None, where: dict | None = None) -> pd.DataFrame:
     """The table at ``path`` (default :func:`default_path`), migrated to the current schema; an empty table when the
-    file does not exist.
+    file does not exist. ``where`` (column -> value) keeps only the rows with those values, read as Parquet row
+    filters (columns the file lacks, e.g. in an older schema, are not filtered here).
 
     Raises:
         ResultsTableError: not a Parquet results table, or one written by a newer version.
@@ -76,7 +77,9 @@ def read(path: str | Path | None = None) -> pd.DataFrame:
         return frame([])
     try:
         columns = _bounded_columns(path)
-        table = pd.read_parquet(path, columns=columns)
+        filters = [(column, "==", value) for column, value in (where or {}).items()
+                   if value is not None and column in columns] or None
+        table = pd.read_parquet(path, columns=columns, filters=filters)
     except ResultsTableError:
         raise
     except Exception as error:  # pyarrow's errors have no common base worth naming

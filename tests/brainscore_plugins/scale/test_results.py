@@ -356,3 +356,18 @@ def test_an_unusable_table_is_refused_before_anything_is_scored(tmp_path, monkey
         results.check_writable(tmp_path / "bad.parquet")
     assert results.check_writable(tmp_path / "new" / "results.parquet") == tmp_path / "new" / "results.parquet"
     assert not (tmp_path / "new").exists()  # probed, not created
+
+
+def test_exact_filters_are_pushed_down_into_the_parquet_read(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "results.parquet"
+    results.append([_row("spvvs_a.ep1", "b1", epoch=1), _row("spvvs_a.ep2", "b1", epoch=2),
+                    _row("spvvs_a.ep2", "b2", status="failed", score=float("nan"), epoch=2)], path)
+    seen = []
+    real = pd.read_parquet
+    monkeypatch.setattr(pd, "read_parquet", lambda p, **k: seen.append(k.get("filters")) or real(p, **k))
+    assert results.read(path, where={"epoch": 2, "status": None}).identifier.tolist() == ["spvvs_a.ep2"] * 2
+    assert seen[-1] == [("epoch", "==", 2)]
+    assert cli.main(["results", "--results", str(path), "--status", "ok", "--benchmark", "b1", "--identifier",
+                     "spvvs_a.*", "--format", "csv"]) == 0
+    assert seen[-1] == [("status", "==", "ok"), ("benchmark", "==", "b1")]  # the glob is matched after the read
+    assert capsys.readouterr().out.count("spvvs_a.ep") == 2
