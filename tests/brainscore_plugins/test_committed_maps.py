@@ -49,6 +49,17 @@ HLVIT = "hlvit_vits14_1.0_1"
 GOOD_MAP = {"V1": "blocks.1", "V2": "blocks.2", "V4": "blocks.3", "IT": "blocks.7"}
 
 
+def _committed_files(tmp_path, monkeypatch, files: dict[str, bytes]):
+    """``HLVIT``'s commitment files in a fresh data folder: part (``region_layer_map``, ...) -> content; the folder."""
+    monkeypatch.setenv(settings.DATA, str(tmp_path / "data"))
+    monkeypatch.setattr(committed_maps, "_FOLDERS", [])
+    folder = committed_maps.data_folder("hlvit")
+    for part, content in files.items():
+        (folder / part).mkdir(parents=True)
+        (folder / part / f"{HLVIT}.json").write_bytes(content)
+    return folder
+
+
 @pytest.mark.parametrize("name, content, what", [
     ("behavioral_readout", b"{}", "no behavioral_readout_layer name"),
     ("behavioral_readout", b'{"behavioral_readout_layer": 3}', "no behavioral_readout_layer name"),
@@ -59,13 +70,9 @@ GOOD_MAP = {"V1": "blocks.1", "V2": "blocks.2", "V4": "blocks.3", "IT": "blocks.
     ("region_layer_map", b" " * (committed_maps.MAX_FILE_BYTES + 1), "larger than 1,048,576 bytes"),
 ])
 def test_a_damaged_commitment_file_is_named_with_the_fix(tmp_path, monkeypatch, name, content, what):
-    monkeypatch.setenv(settings.DATA, str(tmp_path / "data"))
-    monkeypatch.setattr(committed_maps, "_FOLDERS", [])
-    folder = committed_maps.data_folder("hlvit")
-    for part, text in (("region_layer_map", json.dumps(GOOD_MAP).encode()),
-                       ("behavioral_readout", b'{"behavioral_readout_layer": "fc_norm"}')):
-        (folder / part).mkdir(parents=True)
-        (folder / part / f"{HLVIT}.json").write_bytes(content if part == name else text)
+    good = {"region_layer_map": json.dumps(GOOD_MAP).encode(),
+            "behavioral_readout": b'{"behavioral_readout_layer": "fc_norm"}'}
+    folder = _committed_files(tmp_path, monkeypatch, {**good, name: content})
     located = committed_maps.locate(catalog.resolve(HLVIT), HLVIT)
     with pytest.raises(errors.CommitmentFailedError) as raised:
         committed_maps.read(located)
@@ -78,12 +85,8 @@ def test_a_damaged_commitment_becomes_a_failed_row_not_a_lost_sweep(tmp_path, mo
     """The row describing the model reads its commitment: a damaged file fails that pair, nothing is raised."""
     import brainscore_vision
     from brainscore_plugins.scale import scoring, sweep
-    monkeypatch.setenv(settings.DATA, str(tmp_path / "data"))
-    monkeypatch.setattr(committed_maps, "_FOLDERS", [])
-    folder = committed_maps.data_folder("hlvit")
-    for part, text in (("region_layer_map", json.dumps(GOOD_MAP)), ("behavioral_readout", "{}")):
-        (folder / part).mkdir(parents=True)
-        (folder / part / f"{HLVIT}.json").write_text(text)
+    _committed_files(tmp_path, monkeypatch, {"region_layer_map": json.dumps(GOOD_MAP).encode(),
+                                             "behavioral_readout": b"{}"})
     from brainscore_core.metrics import Score
     monkeypatch.setattr(brainscore_vision, "score", lambda *a: Score(0.5))  # were it to score: the row still fails
     row, failure = scoring.score_row(HLVIT, "bsp-synthetic.IT-pls")
@@ -96,11 +99,7 @@ def test_a_damaged_commitment_becomes_a_failed_row_not_a_lost_sweep(tmp_path, mo
 
 def test_a_damaged_provenance_record_is_named_with_the_fix(tmp_path, monkeypatch):
     from brainscore_plugins import provenance
-    monkeypatch.setenv(settings.DATA, str(tmp_path / "data"))
-    monkeypatch.setattr(committed_maps, "_FOLDERS", [])
-    folder = committed_maps.data_folder("hlvit")
-    for part, text in (("region_layer_map", json.dumps(GOOD_MAP)), ("provenance", "{truncated")):
-        (folder / part).mkdir(parents=True)
-        (folder / part / f"{HLVIT}.json").write_text(text)
+    folder = _committed_files(tmp_path, monkeypatch, {"region_layer_map": json.dumps(GOOD_MAP).encode(),
+                                                      "provenance": b"{truncated"})
     with pytest.raises(errors.CommitmentFailedError, match=rf"{folder / 'provenance' / HLVIT}.json is damaged"):
         provenance.map_provenance(HLVIT, catalog.resolve(HLVIT))

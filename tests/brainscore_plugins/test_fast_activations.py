@@ -12,14 +12,20 @@ from brainscore_plugins.fast_activations import FastPytorchWrapper
 from brainscore_plugins.preprocessing import preprocessing_for
 
 
+def _images(folder, n: int, size: tuple[int, int]) -> list[str]:
+    """``n`` random RGB PNG files of ``size`` (height, width) in ``folder``."""
+    paths = []
+    for i in range(n):
+        paths.append(str(folder / f"image{i}.png"))
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (*size, 3), dtype=np.uint8)).save(paths[-1])
+    return paths
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("n_images", [37, 8])  # several batches with a padded last one; a single batch (fallback)
 def test_equal_to_pytorch_wrapper(n_images, tmp_path, monkeypatch):
     monkeypatch.setenv("RESULTCACHING_DISABLE", "1")
-    paths = []
-    for i in range(n_images):
-        paths.append(str(tmp_path / f"image{i}.png"))
-        Image.fromarray(np.random.default_rng(i).integers(0, 255, (120, 100, 3), dtype=np.uint8)).save(paths[-1])
+    paths = _images(tmp_path, n_images, (120, 100))
     network = factory.create_model("spvvs_resnet18_imagenet_full", pretrained=False)
     preprocessing = preprocessing_for(72, 64, "bilinear", "brainscore")
     layers = ["layer2.0", "layer4.1", "avgpool"]
@@ -58,10 +64,7 @@ def test_channels_last_equals_to_float32_rounding(tmp_path, monkeypatch):
     """Channels-last batches: another summation order, the same activations to float32 rounding (1e-5 of each
     layer's largest magnitude), at every layer of a convolutional network."""
     monkeypatch.setenv("RESULTCACHING_DISABLE", "1")
-    paths = []
-    for i in range(20):
-        paths.append(str(tmp_path / f"image{i}.png"))
-        Image.fromarray(np.random.default_rng(i).integers(0, 255, (90, 90, 3), dtype=np.uint8)).save(paths[-1])
+    paths = _images(tmp_path, 20, (90, 90))
     network = factory.create_model("spvvs_resnet18_imagenet_full", pretrained=False)
     preprocessing = preprocessing_for(72, 64, "bilinear", "brainscore")
     layers = ["conv1", "layer2.0", "layer4.1", "avgpool", "fc"]
@@ -81,10 +84,7 @@ def test_the_cuda_path_pins_copies_without_blocking_and_gives_the_same_activatio
     import types
     import torch
     monkeypatch.setenv("RESULTCACHING_DISABLE", "1")
-    paths = []
-    for i in range(3):
-        paths.append(str(tmp_path / f"image{i}.png"))
-        Image.fromarray(np.random.default_rng(i).integers(0, 255, (60, 50, 3), dtype=np.uint8)).save(paths[-1])
+    paths = _images(tmp_path, 3, (60, 50))
     network = factory.create_model("spvvs_resnet18_imagenet_full", pretrained=False)
     preprocessing = preprocessing_for(72, 64, "bilinear", "brainscore")
     expected = PytorchWrapper(identifier="r", model=network, preprocessing=preprocessing)(paths, layers=["avgpool"])
