@@ -77,8 +77,8 @@ def test_default_pixels_are_the_studys_to_tensor_and_the_option_is_named(tmp_pat
     resized = transforms.Resize(224, interpolation=transforms.InterpolationMode.BICUBIC)
     default = factory.activations_model("svenc_eva02-clip-base", pretrained=False)
     option = factory.activations_model("svenc_eva02-clip-base", pretrained=False, preprocessing=TRAINING_CONFIG)
-    assert default.identifier == "svenc_eva02-clip-base"
-    assert option.identifier == "svenc_eva02-clip-base-training-config-preprocessing"
+    assert default.identifier == "svenc_eva02-clip-base-untrained"  # no weights: nothing to name
+    assert option.identifier == "svenc_eva02-clip-base-untrained-training-config-preprocessing"
     pixels = brainscore_internals.preprocess(default)([str(at_size), str(larger)])
     with Image.open(at_size) as image:
         np.testing.assert_array_equal(pixels[0], study(image.convert("RGB")).numpy())
