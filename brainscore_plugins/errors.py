@@ -72,3 +72,7 @@ class ReportInputError(BrainscorePluginsError, ValueError):
 
 class NotLinkedError(BrainscorePluginsError):
     """Our plugin folders are not linked into the installed ``brainscore_vision``, which then cannot find them."""
+
+
+class PlantedCacheFileError(BrainscorePluginsError):
+    """A cache file or folder that is a symbolic link, which our caches never create: it is never followed."""

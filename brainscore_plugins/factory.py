@@ -138,12 +138,14 @@ def activations_model(name: str, pretrained: bool = True, preprocessing: str | N
     The activations identifier, which keys Brain-Score's activation and PCA caches, names everything the
     activations depend on beyond the images: ``<name>-weights-<sha256[:12] of the weights file>`` (``<name>-untrained``
     without weights), then ``-<pipeline>-preprocessing`` for a pipeline other than the family's default, then
-    ``-channels-last`` for that extractor. ``preprocessing`` (else ``$BRAINSCORE_PLUGINS_PREPROCESSING``, else the
-    family's default) names the pipeline of :mod:`.preprocessing`: ``brainscore`` (what Brain-Score's own plugin feeds
-    the network; default for ``spvvs``) or ``training-config``.
+    ``-channels-last`` for that extractor, then ``-bfloat16`` / ``-float16`` for a forward pass in that precision
+    (``$BRAINSCORE_PLUGINS_PRECISION``; float32 by default). ``preprocessing`` (else
+    ``$BRAINSCORE_PLUGINS_PREPROCESSING``, else the family's default) names the pipeline of :mod:`.preprocessing`:
+    ``brainscore`` (what Brain-Score's own plugin feeds the network; default for ``spvvs``) or ``training-config``.
 
     Raises:
-        ValueError: an unknown preprocessing pipeline or extractor.
+        ValueError: an unknown preprocessing pipeline, extractor or precision, or a lower precision with
+            Brain-Score's extractor.
         ModelNotFoundError, UnsupportedModelError, WeightsUnavailableError, CheckpointInvalidError: as
             :func:`create_model`.
     """
@@ -157,9 +159,12 @@ def _activations_model(entry: catalog.Entry, name: str, pretrained: bool, prepro
     from brainscore_vision.model_helpers.activations.pytorch import PytorchWrapper
     from .fast_activations import FastPytorchWrapper
 
-    extractor = settings.extractor()
-    wrapper = PytorchWrapper if extractor == "brainscore" else partial(FastPytorchWrapper,
-                                                                       channels_last=extractor == "fast-channels-last")
+    extractor, precision = settings.extractor(), settings.precision()
+    if extractor == "brainscore" and precision != "float32":
+        raise ValueError(f"${settings.PRECISION}={precision} needs a fast extractor (Brain-Score's PytorchWrapper runs "
+                         f"float32 only); unset ${settings.EXTRACTOR} or set it to 'fast'")
+    wrapper = PytorchWrapper if extractor == "brainscore" else partial(
+        FastPytorchWrapper, channels_last=extractor == "fast-channels-last", precision=precision)
     family = families.get(entry.family)
     variant = preprocessing_variant(name, preprocessing, entry)
     pipeline = variant or family.preprocessing
@@ -167,6 +172,8 @@ def _activations_model(entry: catalog.Entry, name: str, pretrained: bool, prepro
     identifier = f"{name}-{weights_tag(model)}" + (f"-{variant}-preprocessing" if variant else "")
     if extractor == "fast-channels-last":  # not bit-equal: never mixed with the other extractors' caches
         identifier += "-channels-last"
+    if precision != "float32":
+        identifier += f"-{precision}"
     activations = wrapper(identifier=identifier, model=model, preprocessing=_preprocessing(entry, pipeline),
                           batch_size=family.eval_batch_size(entry.arch))
     activations.feature_maps = candidates.feature_maps(entry, model)

@@ -11,8 +11,10 @@ runs (more than one trial per image) use the extractor's own path unchanged.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
+import threading
 from collections import OrderedDict
 
 import numpy as np
@@ -56,8 +58,8 @@ class _PrefetchingExtractor(ActivationsExtractorHelper):
             return super()._get_activations_batched(paths, layers, batch_size, require_variance)
         cache = PixelCache()
         key = cache.key([str(p) for p in paths], self.preprocess) if cache.enabled else None
-        cached = cache.get(key) if key else None
-        if cached is not None and len(cached) == len(paths):
+        cached = cache.get(key, len(paths)) if key else None
+        if cached is not None:
             return self._answered(_from_pixels(cached, batch_size), paths, layers, batch_size, require_variance)
         entry = cache.entry(key, len(paths)) if key else None
         pipelined = len(paths) > batch_size and self.workers > 0
@@ -88,6 +90,23 @@ class _PrefetchingExtractor(ActivationsExtractorHelper):
             entry.commit()
         return activations
 
+    def preprocessed(self, paths: list[str], batch_size: int = 64):
+        """Every image of ``paths`` preprocessed, in order: memory-mapped from the pixel cache; when absent, a
+        :class:`_Filling` array that the worker pipeline fills (and then commits to the cache) while the caller reads
+        what is ready; ``None`` when the cache is off or the preprocessing cannot be cached."""
+        cache = PixelCache()
+        key = cache.key(paths, self.preprocess) if cache.enabled and paths else None
+        if key is None:
+            return None
+        cached = cache.get(key, len(paths))
+        if cached is not None:
+            return cached
+        if self.workers > 0 and len(paths) > batch_size:
+            batches = (batch for _, batch in self._pipeline(paths, batch_size))
+        else:
+            batches = (np.asarray(self.preprocess(paths[i:i + batch_size])) for i in range(0, len(paths), batch_size))
+        return _Filling(cache.entry(key, len(paths)), batches, batch_size)
+
     def _pipeline(self, paths, batch_size: int):
         """(padded batch paths, preprocessed batch) in the extractor's order, from worker processes."""
         return iter(torch.utils.data.DataLoader(_Batches(paths, batch_size, self.preprocess), batch_size=None,
@@ -101,6 +120,47 @@ class _PrefetchingExtractor(ActivationsExtractorHelper):
             return super()._get_activations_batched(paths, layers, batch_size, require_variance)
         finally:
             self.preprocess = preprocess  # drops a pipeline: its workers stop
+
+
+class _Filling:
+    """A pixel-cache entry being computed by a background thread from ``batches`` (an iterator, in order), and
+    committed once complete; reading rows (``filling[start:stop]``, a copy) waits until they are written, so the
+    caller's forward pass overlaps the decoding. A failure of the computation is raised to the reader; the entry is
+    then discarded."""
+
+    def __init__(self, entry, batches, batch_size: int):
+        self._entry, self._rows, self._array, self._filled, self._error = entry, entry.rows, None, 0, None
+        self._ready = threading.Condition()
+        threading.Thread(target=self._fill, args=(batches, batch_size), daemon=True).start()
+
+    def __len__(self) -> int:
+        return self._rows
+
+    def _fill(self, batches, batch_size: int) -> None:
+        try:
+            for index, batch in enumerate(batches):
+                self._entry.write(index * batch_size, batch)
+                with self._ready:
+                    self._array, self._filled = self._entry.array, self._entry.filled
+                    self._ready.notify_all()
+            self._entry.commit()
+        except BaseException as error:  # noqa: BLE001 - handed to the reader
+            self._entry.discard()
+            with self._ready:
+                self._error = error
+                self._ready.notify_all()
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        start, stop, _ = rows.indices(self._rows)
+        with self._ready:
+            self._ready.wait_for(lambda: self._filled >= stop or self._error is not None)
+            if self._filled < stop:
+                raise self._error
+            return np.array(self._array[start:stop])
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        """Every row, once all are written."""
+        return self[:].astype(dtype or self._array.dtype, copy=False)
 
 
 def _from_pixels(pixels: np.ndarray, batch_size: int):
@@ -123,33 +183,62 @@ class FastPytorchWrapper(PytorchWrapper):
     faster on CPUs for convolutional networks, but another summation order, so activations equal
     ``PytorchWrapper``'s only to float32 rounding (a test bounds the difference), not exactly.
 
+    ``precision="bfloat16"`` or ``"float16"`` (``$BRAINSCORE_PLUGINS_PRECISION``) runs the forward pass under
+    ``torch.autocast`` in that type (mixed precision: the weights stay float32, convolutions and matrix products run
+    in the lower precision); each layer's output is returned as float32, so everything downstream is unchanged, but
+    the numbers are those of the lower precision.
+
     On a CUDA device, each batch is stacked in pinned host memory (``pin_memory=True``, the default) and copied with
-    ``non_blocking``, so the copy overlaps the host's work; Brain-Score's hooks copy each layer's output back as it is
-    produced. On the CPU, without channels-last, the extraction is ``PytorchWrapper``'s own.
+    ``non_blocking``, so the copy overlaps the host's work; each layer's output is copied back as it is produced. On
+    the CPU, in float32 without channels-last, the extraction is ``PytorchWrapper``'s own.
     """
 
-    def __init__(self, *args, channels_last: bool = False, pin_memory: bool = True, **kwargs):
+    def __init__(self, *args, channels_last: bool = False, pin_memory: bool = True, precision: str = "float32",
+                 **kwargs):
+        if precision not in _AUTOCAST:
+            raise ValueError(f"precision is {precision!r}; use one of {', '.join(_AUTOCAST)}")
         super().__init__(*args, **kwargs)
-        self.channels_last, self.pin_memory = channels_last, pin_memory
+        self.channels_last, self.pin_memory, self.precision = channels_last, pin_memory, precision
 
     def _build_extractor(self, identifier, preprocessing, get_activations, *args, **kwargs):
         return _PrefetchingExtractor(identifier=identifier, get_activations=get_activations,
                                      preprocessing=preprocessing, *args, **kwargs)
 
+    def preprocessed(self, paths) -> np.ndarray | None:
+        """Every image of ``paths`` preprocessed, from the pixel cache (:meth:`_PrefetchingExtractor.preprocessed`):
+        how ``region_commitment`` feeds one forward pass over the reference images and stimuli of a commitment."""
+        return self._extractor.preprocessed([str(p) for p in paths])
+
     def get_activations(self, images, layer_names):
         with torch.inference_mode():
-            if not self.channels_last and self._device.type != "cuda":
+            if not self.channels_last and self._device.type != "cuda" and self.precision == "float32":
                 return super().get_activations(images, layer_names)
             batch = self._device_batch(self._host_batch(images))
             self._model.eval()
             outputs = OrderedDict()
-            hooks = [self.register_hook(self.get_layer(name), name, target_dict=outputs) for name in layer_names]
+            hooks = [self._model_hook(self.get_layer(name), name, outputs) for name in layer_names]
             try:
-                self._model(batch, **self._forward_kwargs)
+                with self._autocast():
+                    self._model(batch, **self._forward_kwargs)
             finally:
                 for hook in hooks:
                     hook.remove()
             return outputs
+
+    def _autocast(self):
+        if self.precision == "float32":
+            return contextlib.nullcontext()
+        return torch.autocast(self._device.type, dtype=_AUTOCAST[self.precision])
+
+    def _model_hook(self, layer, name: str, outputs: dict):
+        """A forward hook keeping ``layer``'s output in ``outputs[name]``: on the host, float32 when the forward pass
+        ran in a lower precision."""
+        if self.precision == "float32":
+            return self.register_hook(layer, name, target_dict=outputs)
+
+        def keep(_module, _inputs, output):
+            outputs[name] = self._tensor_to_numpy(output.float() if output.dtype in _LOWER else output)
+        return layer.register_forward_hook(keep)
 
     def _host_batch(self, images) -> torch.Tensor:
         """The batch on the host: stacked, in pinned memory when it goes to a CUDA device (``pin_memory``)."""
@@ -162,3 +251,7 @@ class FastPytorchWrapper(PytorchWrapper):
         model_dtype = next(self._model.parameters()).dtype
         return batch.to(self._device, dtype=model_dtype, non_blocking=batch.is_pinned(),
                         memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
+
+
+_AUTOCAST = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+_LOWER = (torch.bfloat16, torch.float16)

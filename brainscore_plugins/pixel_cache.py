@@ -7,12 +7,17 @@ sweep over 100 checkpoints of one architecture would decode, resize and normalis
 * **Key**: the sha256 of each file's bytes (:func:`region_commitment.digests.files`, in order), the configuration
   (the preprocessing function's qualified name and keyword arguments) and the versions of the libraries that compute
   the pixels (numpy, Pillow, albumentations, OpenCV, torchvision): a file rewritten in place, another pipeline or
-  another library version is another entry.
+  another library version is another entry. The files' digest is remembered under their status (path, size,
+  inode, modification and change times, in ``index/``), so a run on unchanged files stats them instead of reading
+  them; a file rewritten in place gets a new change time, and is read again.
 * **Written atomically** (a temporary file, filled as the batches are computed, then ``os.replace``), so concurrent
   processes (a sweep's model processes, Ray tasks on one node) never read half of an entry; two that compute one at
   the same time write the same array, and the last move wins.
 * **Bounded and evictable**: after a write, the least recently used entries are removed until the folder holds at
   most ``$BRAINSCORE_PLUGINS_PIXEL_CACHE_GB`` (0 turns the cache off).
+* **Never followed elsewhere**: an entry or the folder that is a symbolic link is refused
+  (:class:`~.errors.PlantedCacheFileError`); an entry that is not a complete float array of the run's images
+  (damaged, truncated, another shape) is removed and computed again.
 
 The arrays are those the preprocessing function returned, so activations computed from them are bit-identical.
 """
@@ -23,11 +28,13 @@ import functools
 import hashlib
 import json
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
 
 from . import settings
+from .errors import PlantedCacheFileError
 
 _LIBRARIES = ("numpy", "Pillow", "albumentations", "opencv-python-headless", "opencv-python", "torchvision")
 
@@ -66,24 +73,63 @@ class PixelCache:
 
     def key(self, paths: list[str], preprocess) -> str | None:
         """The entry's name for ``paths`` preprocessed by ``preprocess``; ``None`` when that cannot be cached."""
-        from region_commitment import digests
         described = configuration(preprocess)
         if described is None:
             return None
         hasher = hashlib.sha256(described.encode())
-        hasher.update(digests.files(paths).encode())
+        hasher.update(self._files_digest(paths).encode())
         return hasher.hexdigest()
 
-    def get(self, key: str) -> np.ndarray | None:
-        """The cached pixels (memory-mapped, read-only), or ``None``."""
-        path = self.folder / f"{key}.npy"
+    def _files_digest(self, paths: list[str]) -> str:
+        """:func:`region_commitment.digests.files` of ``paths``, remembered under the files' status."""
+        from region_commitment import atomic, digests
+        status = hashlib.sha256()
+        for path in paths:
+            s = os.stat(path)
+            status.update(f"{os.path.abspath(path)}\0{s.st_size}:{s.st_ino}:{s.st_mtime_ns}:{s.st_ctime_ns}\0".encode())
+        index = self._unlinked(self.folder / "index") / status.hexdigest()
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            file = os.open(index, os.O_RDONLY | _NO_FOLLOW)
+            with os.fdopen(file, "rb") as remembered:
+                digest = remembered.read(65).decode()
+            if len(digest) == 64 and all(c in "0123456789abcdef" for c in digest):
+                return digest
+        digest = digests.files(paths)
+        with contextlib.suppress(OSError):
+            index.parent.mkdir(parents=True, exist_ok=True)
+            atomic.write_text(index, digest)
+        return digest
+
+    def get(self, key: str, rows: int) -> np.ndarray | None:
+        """The cached pixels of ``rows`` images (memory-mapped, read-only), or ``None``: absent, or not a complete
+        float array of ``rows`` images (then removed).
+
+        Raises:
+            PlantedCacheFileError: the entry or the cache folder is a symbolic link.
+        """
+        path = self._unlinked(self.folder) / f"{key}.npy"
         try:
-            pixels = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (FileNotFoundError, ValueError, OSError):
+            file = os.open(path, os.O_RDONLY | _NO_FOLLOW)
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            if path.is_symlink():
+                raise _planted(path) from error
+            return None
+        with os.fdopen(file, "rb") as opened:
+            pixels = _mapped(opened, rows)
+        if pixels is None:
+            with contextlib.suppress(OSError):
+                path.unlink()
             return None
         with contextlib.suppress(OSError):
             os.utime(path)  # recently used: evicted last
         return pixels
+
+    def _unlinked(self, folder: Path) -> Path:
+        if folder.is_symlink():
+            raise _planted(folder)
+        return folder
 
     def entry(self, key: str, rows: int) -> "Entry":
         """A new entry of ``rows`` images for ``key``, filled batch by batch, then committed."""
@@ -94,7 +140,7 @@ class PixelCache:
         entries = []
         for path in self.folder.glob("*.npy"):
             with contextlib.suppress(FileNotFoundError):
-                status = path.stat()
+                status = path.lstat()
                 entries.append((status.st_mtime, status.st_size, path))
         total = sum(size for _, size, _ in entries)
         for _, size, path in sorted(entries):
@@ -103,6 +149,33 @@ class PixelCache:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
             total -= size
+
+
+_NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def _planted(path: Path) -> PlantedCacheFileError:
+    return PlantedCacheFileError(f"{path} is a symbolic link (to {os.readlink(path)}), which the pixel cache never "
+                                 f"creates: refusing to follow it. Remove the link, and check who can write to "
+                                 f"{path.parent}.")
+
+
+def _mapped(file, rows: int) -> np.ndarray | None:
+    """The ``.npy`` array of an open regular ``file``, memory-mapped read-only, if it is a complete C-ordered float
+    array of ``rows`` rows; else ``None``."""
+    if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+        return None
+    try:
+        version = np.lib.format.read_magic(file)
+        header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran_order, dtype = header(file)
+    except (ValueError, OSError, SyntaxError):
+        return None
+    offset = file.tell()
+    if fortran_order or dtype.kind != "f" or len(shape) < 2 or shape[0] != rows \
+            or os.fstat(file.fileno()).st_size != offset + dtype.itemsize * int(np.prod(shape)):
+        return None
+    return np.memmap(file, dtype=dtype, mode="r", offset=offset, shape=shape)
 
 
 class Entry:

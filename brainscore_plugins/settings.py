@@ -19,6 +19,8 @@ PREPROCESSING = "BRAINSCORE_PLUGINS_PREPROCESSING"
 ALGONAUTS = "BRAINSCORE_PLUGINS_ALGONAUTS_DIR"
 EXTRACTOR = "BRAINSCORE_PLUGINS_EXTRACTOR"
 EXTRACTORS = ("fast", "fast-channels-last", "brainscore")
+PRECISION = "BRAINSCORE_PLUGINS_PRECISION"
+PRECISIONS = ("float32", "bfloat16", "float16")
 PIXEL_CACHE = "BRAINSCORE_PLUGINS_PIXEL_CACHE_GB"
 HF_HUB_OFFLINE = "HF_HUB_OFFLINE"
 HF_HUB_CACHE = "HF_HUB_CACHE"
@@ -40,6 +42,10 @@ VARIABLES = (
                                 "worker processes ahead of the network, equal activations), 'fast-channels-last' "
                                 "(also channels-last batches: faster on CPUs, equal to float32 rounding) or "
                                 "'brainscore' (Brain-Score's PytorchWrapper as it is)"),
+    Variable(PRECISION, "float32", "arithmetic of every model's forward pass: 'float32', or 'bfloat16' / 'float16' "
+                                   "(mixed precision under torch.autocast, activations returned as float32; "
+                                   "faster on GPUs, other numbers: named in the activations identifier and the "
+                                   "results' precision column; needs a fast extractor)"),
     Variable(PIXEL_CACHE, "10", "GB of preprocessed images kept in <cache>/pixels (one entry per image files x "
                                 "preprocessing, shared by every model and process; least recently used evicted "
                                 "first); 0 turns it off"),
@@ -110,10 +116,23 @@ def preprocessing() -> str | None:
 
 
 def extractor() -> str:
-    """``$BRAINSCORE_PLUGINS_EXTRACTOR`` (``fast`` or ``brainscore``; default ``fast``)."""
+    """``$BRAINSCORE_PLUGINS_EXTRACTOR`` (one of :data:`EXTRACTORS`; default ``fast``)."""
     value = os.environ.get(EXTRACTOR) or EXTRACTORS[0]
     if value not in EXTRACTORS:
         raise ValueError(f"${EXTRACTOR} is {value!r}; set it to one of {', '.join(EXTRACTORS)}")
+    return value
+
+
+def given(variable: str) -> str:
+    """``variable``'s value as set ('' when unset), unchecked: what a failed row records of a value refused."""
+    return os.environ.get(variable, "")
+
+
+def precision() -> str:
+    """``$BRAINSCORE_PLUGINS_PRECISION`` (default ``float32``)."""
+    value = os.environ.get(PRECISION) or PRECISIONS[0]
+    if value not in PRECISIONS:
+        raise ValueError(f"${PRECISION} is {value!r}; set it to one of {', '.join(PRECISIONS)}")
     return value
 
 

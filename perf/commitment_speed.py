@@ -1,12 +1,18 @@
 """region_commitment against Brain-Score's own LayerSelection, on the same planted synthetic benchmark.
 
-    .venv/bin/python perf/commitment_speed.py [--quick]
+    .venv/bin/python perf/commitment_speed.py [--work DIR]
 
 resnet18 (random init, seed 0), 200 stimuli x 100 neuroids planted in ``layer3.0`` (a middle PCA band, see
 ``brainscore_plugins.synthetic_recordings.planted_responses``), the PCA reference set = the built-in offline images. Two
 settings, as measured in the issue: defaults (1000 PCA components on 1000 images, 10 layers layer1.0 .. fc,
 ``MT_MULTITHREAD=0``, result caching on with an empty cache) and small (300 on 300, 7 layers layer2.0 .. avgpool).
-Each selection runs in its own subprocess so its peak RSS is its own. The last line printed is a JSON summary.
+Each selection runs in its own subprocess so its peak RSS is its own. Five kinds, in turn: ``forward`` (one plain
+forward pass over the same distinct images, decoded and preprocessed in the process, batch 64, ``torch.no_grad``),
+``ours`` (``region_commitment.commit`` on Brain-Score's ``PytorchWrapper``), ``ours_fast`` (the same on the plugins'
+default extractor, ``FastPytorchWrapper``: its images preprocessed by worker processes into an empty pixel cache),
+``ours_fast_warm`` (the same again, the pixels read from the cache: every later model of a sweep) and ``brainscore``
+(``LayerSelection`` with ``LayerPCA``). The last line
+printed is a JSON summary: seconds, ratios to the forward pass and speed-ups over Brain-Score.
 """
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,14 +34,17 @@ PLANTED = "layer3.0"
 REGION = "IT"
 
 
-def wrapper(identifier):
+def wrapper(identifier, fast: bool = False):
+    """resnet18 (seed 0) in Brain-Score's ``PytorchWrapper``, or (``fast``) in the plugins' default extractor."""
     import torch
     import torchvision
     from brainscore_vision.model_helpers.activations.pytorch import PytorchWrapper
+    from brainscore_plugins.fast_activations import FastPytorchWrapper
     from brainscore_plugins.preprocessing import preprocessing_for
     torch.manual_seed(0)
-    return PytorchWrapper(identifier=identifier, model=torchvision.models.resnet18(),
-                          preprocessing=preprocessing_for(256, 224, "bilinear"))
+    return (FastPytorchWrapper if fast else PytorchWrapper)(
+        identifier=identifier, model=torchvision.models.resnet18(),
+        preprocessing=preprocessing_for(256, 224, "bilinear"))
 
 
 def benchmark(work: Path, n_reference: int):
@@ -78,15 +88,16 @@ def run_one(kind: str, setting: str, work: Path) -> dict:
         model = wrapper(f"resnet18-bench-{setting}")
         pca.LayerPCA.hook(model, n_components=n)
         layer = LayerSelection(f"resnet18-bench-{setting}", model, layers, visual_degrees=8)(REGION, bench)
-    elif kind == "ours":
+    elif kind in ("ours", "ours_fast"):
         from region_commitment import commit
         folder = work / f"reference-{n}"
         folder.mkdir(exist_ok=True)
         for path in reference:
             if not (folder / Path(path).name).exists():
                 (folder / Path(path).name).symlink_to(path)
-        result = commit(wrapper(f"resnet18-bench-{setting}"), layers, {REGION: bench}, reference=folder,
-                        n_components=n, cache_dir=work / f"ours-cache-{setting}-{time.time_ns()}", progress=False)
+        result = commit(wrapper(f"resnet18-bench-{setting}", fast=kind == "ours_fast"), layers, {REGION: bench},
+                        reference=folder, n_components=n, progress=False,
+                        cache_dir=work / f"ours-cache-{setting}-{time.time_ns()}")
         layer = result.region_layer_map[REGION]
     else:  # a plain torch forward pass over the same distinct images
         import torch
@@ -119,14 +130,15 @@ def main() -> None:
         print("RESULT " + json.dumps(run_one(*args.one, work)))
         return
     env = {**os.environ, "MT_MULTITHREAD": "0", "RESULTCACHING_HOME": str(work / "result_caching"),
-           "BS_INSTALL_DEPENDENCIES": "no"}
+           "BS_INSTALL_DEPENDENCIES": "no", "BRAINSCORE_PLUGINS_CACHE": str(work / "plugins-cache")}
     env.pop("RESULTCACHING_DISABLE", None)
     results = {}
     for setting in ("small", "default"):
         benchmark(work, 1000 if setting == "default" else 300)  # planting is not part of anyone's timing
-        for kind in ("forward", "ours", "brainscore"):
-            process = subprocess.run([sys.executable, __file__, "--one", kind, setting, "--work", str(work)],
-                                     env=env, capture_output=True, text=True)
+        shutil.rmtree(work / "plugins-cache", ignore_errors=True)  # ours_fast computes the pixels, ours_fast_warm reads
+        for kind in ("forward", "ours", "ours_fast", "ours_fast_warm", "brainscore"):
+            process = subprocess.run([sys.executable, __file__, "--one", kind.removesuffix("_warm"), setting,
+                                      "--work", str(work)], env=env, capture_output=True, text=True)
             if process.returncode:
                 sys.exit(f"{kind} {setting} failed:\n{process.stderr[-3000:]}")
             results[kind, setting] = json.loads(process.stdout.split("RESULT ", 1)[1])
@@ -135,6 +147,14 @@ def main() -> None:
         "speedup_default": results["brainscore", "default"]["seconds"] / results["ours", "default"]["seconds"],
         "speedup_small": results["brainscore", "small"]["seconds"] / results["ours", "small"]["seconds"],
         "ours_default_s": results["ours", "default"]["seconds"],
+        "ours_fast_default_s": results["ours_fast", "default"]["seconds"],
+        "ours_over_forward_default": results["ours", "default"]["seconds"] / results["forward", "default"]["seconds"],
+        "ours_fast_over_forward_default": results["ours_fast", "default"]["seconds"]
+        / results["forward", "default"]["seconds"],
+        "ours_fast_warm_default_s": results["ours_fast_warm", "default"]["seconds"],
+        "ours_fast_warm_over_forward_default": results["ours_fast_warm", "default"]["seconds"]
+        / results["forward", "default"]["seconds"],
+        "ours_over_forward_small": results["ours", "small"]["seconds"] / results["forward", "small"]["seconds"],
         "brainscore_default_s": results["brainscore", "default"]["seconds"],
         "forward_pass_default_s": results["forward", "default"]["seconds"],
         "ours_peak_rss_mb_default": results["ours", "default"]["peak_rss_mb"],

@@ -9,7 +9,9 @@
 
 ResNet-18 (random weights; the spvvs preprocessing: albumentations resize 256, crop 224, ImageNet mean/std) on
 ``--images`` PNG files of NSD's size, three layers captured. After a warm-up pass, ``--rounds`` rounds each time, in
-turn: the raw forward pass (preprocessed tensors already in memory, batch 64, ``torch.inference_mode``), Brain-Score's
+turn: the raw forward pass of the same tensors the extractors feed the network (preprocessed, stacked into contiguous
+NCHW batches of 64, already in memory, ``torch.inference_mode``), the raw forward pass of the preprocessing's arrays
+as they are (channels-last in memory: the tensors ``ours_channels_last`` feeds), Brain-Score's
 ``PytorchWrapper``, :class:`brainscore_plugins.fast_activations.FastPytorchWrapper` and the same on channels-last
 batches (``channels_last=True``; Brain-Score's activation cache disabled, so each computes); the best round of each counts (other load on the machine only slows a round
 down). Then ``brainscore_vision.score("spvvs_resnet18_imagenet_full", "bsp-synthetic.IT-pls")`` on a forged
@@ -20,10 +22,10 @@ The last line is one JSON object: ours_images_per_s, ours_channels_last_images_p
 raw_images_per_s, ours_score_s, ours_channels_last_score_s, brainscore_score_s, the ratios, the largest activation
 differences to Brain-Score's (absolute; channels-last: relative to each layer's largest magnitude), and
 ``cpu_bound_ours_over_raw``: the best ratio possible when decoding and preprocessing (``preprocess_images_per_s``
-on one core) share the ``cpus`` cores with the network, 1 / (1 + raw / (cpus x preprocess)). The raw pass feeds the
-preprocessing's arrays as they are, which are channels-last in memory (transposed HWC): that, not the
-wrapper, is most of the gap between Brain-Score's extractor (which stacks them into contiguous NCHW) and the raw
-pass on CPUs.
+on one core) share the ``cpus`` cores with the network, 1 / (1 + raw / (cpus x preprocess)). Each extractor is
+compared with the raw pass of its own tensors: ``ours*_over_raw`` with the contiguous batches, which Brain-Score's
+``PytorchWrapper`` and ours stack (so activations are bit-identical), ``ours_channels_last_over_raw`` with the
+channels-last ones; on CPUs the channels-last pass is the faster (``raw_channels_last_images_per_s``).
 """
 from __future__ import annotations
 
@@ -64,24 +66,26 @@ def extraction(paths: list[str], rounds: int) -> dict:
     network = factory.create_model(IDENTIFIER, pretrained=False)
     preprocessing = preprocessing_for(256, 224, "bilinear", "brainscore")
     preprocess_s = _seconds(lambda: preprocessing(paths[:64]))
-    batches = [torch.from_numpy(preprocessing(paths[i:i + 64])) for i in range(0, len(paths), 64)]
+    layouts = [torch.from_numpy(preprocessing(paths[i:i + 64])) for i in range(0, len(paths), 64)]
+    contiguous = [batch.contiguous() for batch in layouts]  # what the extractors stack and feed the network
 
-    def raw():
+    def raw(batches):
         with torch.inference_mode():
             for batch in batches:
                 network(batch)
 
-    raw()  # warm-up
+    raw(contiguous)  # warm-up
     scratch = Path(paths[0]).parent
     kinds = {"brainscore": (PytorchWrapper, None), "ours": (FastPytorchWrapper, "off"),
              "ours_cold": (FastPytorchWrapper, "cold"), "ours_warm": (FastPytorchWrapper, "warm"),
              "ours_channels_last": (partial(FastPytorchWrapper, channels_last=True), "warm")}
-    times, outputs = {"raw": [], **{name: [] for name in kinds}}, {}
+    times, outputs = {"raw": [], "raw_channels_last": [], **{name: [] for name in kinds}}, {}
     os.environ[settings.CACHE] = str(scratch / "cache-warm")
     FastPytorchWrapper(identifier="fill", model=network, preprocessing=preprocessing, batch_size=64)(
         paths, layers=LAYERS)  # the warm runs' entry
     for round_ in range(rounds):
-        times["raw"].append(_seconds(raw))
+        times["raw"].append(_seconds(lambda: raw(contiguous)))
+        times["raw_channels_last"].append(_seconds(lambda: raw(layouts)))
         for name, (kind, cache) in kinds.items():
             os.environ[settings.PIXEL_CACHE] = "0" if cache == "off" else "10"
             os.environ[settings.CACHE] = str(scratch / (f"cache-cold-{round_}" if cache == "cold" else "cache-warm"))
@@ -106,7 +110,8 @@ def extraction(paths: list[str], rounds: int) -> dict:
             "ours_channels_last_images_per_s": round(rate["ours_channels_last"], 2),
             "brainscore_images_per_s": round(rate["brainscore"], 2),
             "raw_images_per_s": round(rate["raw"], 2), "ours_over_raw": round(rate["ours"] / rate["raw"], 3),
-            "ours_channels_last_over_raw": round(rate["ours_channels_last"] / rate["raw"], 3),
+            "raw_channels_last_images_per_s": round(rate["raw_channels_last"], 2),
+            "ours_channels_last_over_raw": round(rate["ours_channels_last"] / rate["raw_channels_last"], 3),
             "ours_over_brainscore": round(rate["ours"] / rate["brainscore"], 3),
             "preprocess_images_per_s": round(preprocess, 1),
             "cpu_bound_ours_over_raw": round(1 / (1 + rate["raw"] / (cpus * preprocess)), 3),

@@ -1,7 +1,9 @@
 """One forward pass over a set of images, every candidate layer captured at once, streamed to disk per layer.
 
 The activations model is anything with Brain-Score's activations-wrapper interface (``PytorchWrapper``, ...): its
-extractor's ``preprocess`` (paths -> batch) and ``get_activations(batch, layer_names)`` (-> {layer: array}). Each
+extractor's ``preprocess`` (paths -> batch) and ``get_activations(batch, layer_names)`` (-> {layer: array}). One that
+also has ``preprocessed(paths)`` (every image preprocessed, in order, e.g. memory-mapped from a cache shared by the
+models of a sweep; ``None`` when it has none) is fed from that array instead of a ``preprocess`` call per batch. Each
 layer goes to its own raw float32 file in column blocks: block ``k`` holds columns ``[k W, (k + 1) W)`` of every
 image, row after row, so that the later steps, which work through a layer a column block at a time, read each block
 as one contiguous mapping. Each batch's rows are written into every block (plain positioned writes, in a background
@@ -170,6 +172,7 @@ def _stream(activations_model, layers: list[str], paths: list[str], directory: P
     """The forward pass of :func:`extract`, its rows written into ``directory``; fills ``shapes`` (layer ->
     (n_images, n_features)) as the layers are first seen and returns the block widths."""
     preprocess = brainscore_internals.preprocess(activations_model)
+    pixels = getattr(activations_model, "preprocessed", lambda paths: None)(paths)
     files, blocks = {}, {}  # layer -> file descriptor, block width
     start, bar = 0, tqdm(total=len(paths), desc="activations (all layers, one pass)", disable=not progress)
     writer, pending = ThreadPoolExecutor(max_workers=1), None  # the disk writes of one batch overlap the next batch
@@ -177,7 +180,8 @@ def _stream(activations_model, layers: list[str], paths: list[str], directory: P
         while start < len(paths):
             size = batch_size or (8 if not shapes else batch_size_for(sum(s[1] for s in shapes.values())))
             batch_paths = paths[start:start + size]
-            outputs = activations_model.get_activations(preprocess(batch_paths), layers)
+            inputs = preprocess(batch_paths) if pixels is None else np.array(pixels[start:start + len(batch_paths)])
+            outputs = activations_model.get_activations(inputs, layers)
             batch = {}
             for layer in layers:
                 values = np.ascontiguousarray(outputs[layer], dtype=np.float32).reshape(len(batch_paths), -1)

@@ -2,14 +2,17 @@
 
 Every write replaces the file atomically (a temporary file in the same folder, then ``os.replace``) under an
 exclusive lock on ``<file>.lock``, so a reader never sees half a table, concurrent writers lose nothing, and a sweep
-killed midway leaves the rows it finished. A pair (identifier, benchmark) has at most one row: a new row replaces a
-failed one; an ``ok`` row is never replaced (:func:`append` drops the newcomer).
+killed midway leaves the rows it finished. A configuration (:data:`KEY`: identifier, benchmark, preprocessing
+pipeline and arithmetic precision) has at most one row: a new row replaces a failed one; an ``ok`` row is never
+replaced (:func:`append` drops the newcomer).
 
 Schema ``SCHEMA_VERSION`` (the columns of :data:`COLUMNS`). A table of an older schema is migrated when read (version 0:
 a table without ``schema_version``, e.g. written by hand or an earlier export, holding at least identifier,
 benchmark and score; version 1: no ``metric``, ``unit`` and ``preprocessing``; its scores were all fractions, the
 Algonauts ones included, so its rows get unit ``fraction``, metric ``brainscore`` ('' on an Algonauts benchmark: it
-recorded none) and preprocessing ``unknown``); a newer one is refused with the fix (upgrade).
+recorded none) and preprocessing ``unknown``; version 2: no ``extractor`` and ``precision``, so its rows get
+extractor ``unknown`` and precision ``float32``, the only one there was); a newer one is refused with the fix
+(upgrade).
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ from .. import settings
 from ..errors import ResultsTableError
 from . import units
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 OK, FAILED = "ok", "failed"
 # column -> pandas dtype; strings are "" when absent, numbers NaN
 COLUMNS = {
@@ -33,7 +36,8 @@ COLUMNS = {
     "score": "float64", "error": "float64", "ceiling": "float64", "raw": "float64", "metric": "string",
     "unit": "string", "error_message": "string",
     "family": "string", "model_id": "string", "arch": "string", "dataset": "string", "epoch": "Int64",
-    "layers": "string", "commitment_source": "string", "preprocessing": "string",
+    "layers": "string", "commitment_source": "string", "preprocessing": "string", "extractor": "string",
+    "precision": "string",
     "published_score": "float64", "published_difference": "float64",
     "package_version": "string", "brainscore_vision_version": "string",
     "timestamp": "string", "wall_s": "float64", "peak_rss_mb": "float64", "schema_version": "Int64",
@@ -42,6 +46,7 @@ REQUIRED_V0 = ("identifier", "benchmark", "score")
 MAX_ROWS = 2_000_000  # every catalogued checkpoint on ~170 benchmarks; about 2 GB once read
 MAX_DECODED_BYTES = 1 << 30  # the results columns, decompressed (still encoded) as the file's metadata declares
 FILTERS = ("identifier", "benchmark", "family", "arch", "dataset", "status")
+KEY = ("identifier", "benchmark", "preprocessing", "precision")  # one row per key: what changes the numbers
 
 
 def default_path() -> Path:
@@ -129,6 +134,9 @@ def _migrated(table: pd.DataFrame, path: Path) -> pd.DataFrame:
         table["unit"] = table["unit"].fillna(units.FRACTION)
         table["metric"] = table["metric"].fillna(pd.Series(np.where(fraction, units.BRAINSCORE, ""), table.index))
         table["preprocessing"] = table["preprocessing"].fillna("unknown")
+    if versions & {0, 1, 2}:  # before version 3: extractor unrecorded, every forward pass in float32
+        table["extractor"] = table["extractor"].fillna("unknown")
+        table["precision"] = table["precision"].fillna("float32")
     table["schema_version"] = SCHEMA_VERSION
     return _typed(table)
 
@@ -154,27 +162,33 @@ def check_writable(path: str | Path | None = None) -> Path:
 
 def append(rows: list[dict], path: str | Path | None = None) -> pd.DataFrame:
     """Add ``rows`` to the table at ``path`` (created with its folder if needed) and return the table written. A row
-    replaces an earlier failed row of its (identifier, benchmark); a pair that already scored ``ok`` keeps that row."""
+    replaces an earlier failed row of its :data:`KEY`; a key that already scored ``ok`` keeps that row."""
     from filelock import FileLock
 
     path = Path(path or default_path())
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(f"{path}.lock"):
         table = read(path)
-        kept = set(zip(table.identifier[table.status == OK], table.benchmark[table.status == OK]))
-        new = frame([row for row in rows if (row["identifier"], row["benchmark"]) not in kept])
-        replaced = table.set_index(["identifier", "benchmark"]).index.isin(
-            new.set_index(["identifier", "benchmark"]).index)
+        new = frame(rows)
+        new = new[~_keys(new).isin(_keys(table[table.status == OK]))]
+        replaced = _keys(table).isin(_keys(new))
         table = pd.concat([table[~replaced], new], ignore_index=True) if len(table) else new
         with replacing(path) as temporary:
             table.to_parquet(temporary, index=False)
     return table
 
 
-def scored(table: pd.DataFrame, retry_failed: bool = False) -> set[tuple[str, str]]:
-    """The (identifier, benchmark) pairs a sweep skips: every row's, or only the ``ok`` ones' with ``retry_failed``."""
+def _keys(table: pd.DataFrame) -> pd.MultiIndex:
+    return pd.MultiIndex.from_frame(table[list(KEY)].astype(object))
+
+
+def scored(table: pd.DataFrame, retry_failed: bool = False) -> set[tuple[str, str, str, str]]:
+    """The :data:`KEY` tuples a sweep skips: every row's, or only the ``ok`` ones' with ``retry_failed``. A row of
+    schema 1 (preprocessing ``unknown``) counts for the default pipeline (``''``), so that an upgrade scores nothing
+    twice."""
     done = table if not retry_failed else table[table.status == OK]
-    return set(zip(done.identifier, done.benchmark))
+    return {(identifier, benchmark, "" if preprocessing == "unknown" else preprocessing, precision)
+            for identifier, benchmark, preprocessing, precision in done[list(KEY)].itertuples(index=False)}
 
 
 def select(table: pd.DataFrame, epoch: int | None = None, **patterns: str | None) -> pd.DataFrame:

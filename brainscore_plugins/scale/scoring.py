@@ -127,9 +127,32 @@ def _number(value) -> float:
     return math.nan if array is None else float(array.reshape(()))
 
 
+def configuration(identifier: str, entry: catalog.Entry | None = None) -> dict[str, str]:
+    """What ``identifier`` is scored with now, beyond its weights: the ``preprocessing`` pipeline ('' for its
+    family's default), the ``extractor`` and the ``precision`` (from the environment; a value the scoring refuses is
+    kept as given, so the failed row names it). ``entry``: as in :func:`score_row`."""
+    from .. import factory
+
+    base = identifier.removesuffix(families.FMRI_SUFFIX)
+    try:
+        preprocessing = factory.preprocessing_variant(base, entry=entry or catalog.resolve(base))
+    except ValueError:  # an unknown pipeline requested: the score failed with this error, the row keeps the name
+        preprocessing = settings.preprocessing()
+    return {"preprocessing": preprocessing, "extractor": _as_set(settings.extractor, settings.EXTRACTOR),
+            "precision": _as_set(settings.precision, settings.PRECISION)}
+
+
+def _as_set(read, variable: str) -> str:
+    try:
+        return read()
+    except ValueError:
+        return settings.given(variable)
+
+
 def model_columns(identifier: str, benchmark: str, score: float, entry: catalog.Entry | None = None) -> dict:
-    """The row's columns that describe the model, its preprocessing and commitment, the benchmark's unit and default
-    metric (:mod:`.units`), and the published score (in that unit). ``entry``: as in :func:`score_row`."""
+    """The row's columns that describe the model, its preprocessing, extractor, precision and commitment, the
+    benchmark's unit and default metric (:mod:`.units`), and the published score (in that unit). ``entry``: as in
+    :func:`score_row`."""
     from .. import factory, provenance
 
     base = identifier.removesuffix(families.FMRI_SUFFIX)
@@ -137,14 +160,10 @@ def model_columns(identifier: str, benchmark: str, score: float, entry: catalog.
     committed = None if base != identifier else factory.region_map(identifier, entry)
     layers = "" if committed is None else json.dumps({**committed[0], "behavior": committed[1]})
     source = entry.commitment_source if entry.region_layer_map else provenance.map_provenance(base, entry)["kind"]
-    try:
-        variant = factory.preprocessing_variant(base, entry=entry)
-    except ValueError:  # an unknown pipeline requested: the score failed with this error, the row keeps the name
-        variant = settings.preprocessing()
     expected = published_scores.published_score(entry, benchmark)
     return {"identifier": identifier, "family": entry.family, "model_id": entry.model_id, "arch": entry.arch,
             "dataset": entry.dataset, "epoch": entry.epoch, "layers": layers,
-            "commitment_source": "" if base != identifier else source, "preprocessing": variant,
+            "commitment_source": "" if base != identifier else source, **configuration(identifier, entry),
             "unit": units.unit(benchmark), "metric": units.default_metric(benchmark),
             "published_score": expected, "published_difference": score - expected,
             "package_version": installed_version("brainscore-plugins"),

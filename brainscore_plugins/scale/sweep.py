@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from . import results
+from . import results, scoring
 from .. import settings
 from ..errors import ModelNotFoundError
 from .scoring import Task, check_benchmarks, failed_rows, first_line, score_model
@@ -51,10 +51,15 @@ class Summary:
 
 
 def plan(identifiers: list[str], benchmarks: list[str], table, retry_failed: bool = False) -> list[Task]:
-    """One task per model with the benchmarks not yet in ``table``, in the given order; models with none left drop
-    out."""
+    """One task per model with the benchmarks not yet in ``table`` in the configuration it is scored with now
+    (:func:`.scoring.configuration`: a float32 row does not count for a bfloat16 sweep), in the given order; models
+    with none left drop out."""
     done = results.scored(table, retry_failed)
-    tasks = [Task(identifier, tuple(b for b in benchmarks if (identifier, b) not in done)) for identifier in identifiers]
+    tasks = []
+    for identifier in identifiers:
+        now = scoring.configuration(identifier)
+        tasks.append(Task(identifier, tuple(b for b in benchmarks if (identifier, b, now["preprocessing"],
+                                                                      now["precision"]) not in done)))
     return [task for task in tasks if task.benchmarks]
 
 
@@ -69,7 +74,7 @@ def sweep(identifiers: list[str], benchmarks: list[str], path: str | Path | None
     Raises:
         ModelNotFoundError: no identifiers. BenchmarkNotFoundError: an unknown benchmark (both before anything runs).
         ResultsTableError: the table cannot be read.
-        ValueError: an unknown engine, or ``jobs`` / ``workers`` / ``cpus`` not positive.
+        ValueError: an unknown engine, extractor or precision, or ``jobs`` / ``workers`` / ``cpus`` not positive.
     """
     if not identifiers:
         raise ModelNotFoundError("nothing to sweep: the selection matched no identifier (see `brainscore-plugins "
@@ -79,6 +84,7 @@ def sweep(identifiers: list[str], benchmarks: list[str], path: str | Path | None
     if min(jobs, workers or 1, cpus) <= 0 or gpus < 0:
         raise ValueError("--jobs, --workers and --cpus must be positive, --gpus not negative")
     identifiers, benchmarks = _one_name_per_checkpoint(identifiers), list(dict.fromkeys(benchmarks))
+    settings.extractor(), settings.precision()  # a value every model would fail on fails the sweep now
     check_benchmarks(benchmarks)
     path = results.check_writable(path)
     tasks = plan(identifiers, benchmarks, results.read(path), retry_failed)

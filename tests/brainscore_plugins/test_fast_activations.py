@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from brainscore_vision.model_helpers.activations.pytorch import PytorchWrapper
 from PIL import Image
 
@@ -53,6 +54,17 @@ def test_the_plugins_extract_with_the_fast_path_unless_told_otherwise(monkeypatc
     monkeypatch.setenv(settings.EXTRACTOR, "fast-channels-last")
     model = factory.activations_model("spvvs_resnet18_imagenet_full", pretrained=False)
     assert model.channels_last and model.identifier == "spvvs_resnet18_imagenet_full-untrained-channels-last"
+    monkeypatch.setenv(settings.PRECISION, "bfloat16")
+    model = factory.activations_model("spvvs_resnet18_imagenet_full", pretrained=False)
+    assert model.identifier == "spvvs_resnet18_imagenet_full-untrained-channels-last-bfloat16"
+    monkeypatch.setenv(settings.EXTRACTOR, "brainscore")
+    with pytest.raises(ValueError, match="BRAINSCORE_PLUGINS_PRECISION=bfloat16 needs a fast extractor"):
+        factory.activations_model("spvvs_resnet18_imagenet_full", pretrained=False)
+    monkeypatch.setenv(settings.PRECISION, "float8")
+    with pytest.raises(ValueError, match="BRAINSCORE_PLUGINS_PRECISION is 'float8'; set it to one of float32, "
+                                         "bfloat16, float16"):
+        factory.activations_model("spvvs_resnet18_imagenet_full", pretrained=False)
+    monkeypatch.delenv(settings.PRECISION)
     monkeypatch.setenv(settings.EXTRACTOR, "turbo")
     with pytest.raises(ValueError, match="BRAINSCORE_PLUGINS_EXTRACTOR is 'turbo'; set it to one of fast, "
                                          "fast-channels-last, brainscore"):
@@ -82,7 +94,6 @@ def test_the_cuda_path_pins_copies_without_blocking_and_gives_the_same_activatio
     """No GPU here: the CUDA branch runs on the CPU with the device's type faked, pinning recorded (pinning itself
     needs CUDA); its activations equal PytorchWrapper's exactly; pin_memory=False leaves the batch pageable."""
     import types
-    import torch
     monkeypatch.setenv("RESULTCACHING_DISABLE", "1")
     paths = _images(tmp_path, 3, (60, 50))
     network = factory.create_model("spvvs_resnet18_imagenet_full", pretrained=False)
@@ -98,3 +109,23 @@ def test_the_cuda_path_pins_copies_without_blocking_and_gives_the_same_activatio
         ours = fast(paths, layers=["avgpool"])
         np.testing.assert_array_equal(ours.values, expected.values)
     assert pinned == [(64, 3, 64, 64)]  # one padded batch, pinned once: with pin_memory=True only
+
+
+@pytest.mark.parametrize("precision, tolerance", [("bfloat16", 0.05), ("float16", 0.01)])
+def test_a_lower_precision_runs_under_autocast_and_returns_float32(precision, tolerance, tmp_path, monkeypatch):
+    """The forward pass in the lower precision (other numbers than float32's, within that precision's error),
+    each layer returned as float32; the weights stay float32."""
+    monkeypatch.setenv("RESULTCACHING_DISABLE", "1")
+    paths = _images(tmp_path, 3, (60, 50))
+    network = factory.create_model("spvvs_resnet18_imagenet_full", pretrained=False)
+    preprocessing = preprocessing_for(72, 64, "bilinear", "brainscore")
+    layers = ["layer2.0", "fc"]
+    expected = PytorchWrapper(identifier="r", model=network, preprocessing=preprocessing)(paths, layers=layers)
+    lower = FastPytorchWrapper(identifier="l", model=network, preprocessing=preprocessing, precision=precision)
+    ours = lower(paths, layers=layers)
+    assert ours.values.dtype == np.float32 and next(network.parameters()).dtype == torch.float32
+    for layer in layers:
+        a, b = (x.sel(layer=layer).values for x in (ours, expected))
+        assert 1e-6 < np.abs(a - b).max() <= tolerance * np.abs(b).max(), layer
+    with pytest.raises(ValueError, match="precision is 'half'; use one of float32, bfloat16, float16"):
+        FastPytorchWrapper(identifier="h", model=network, preprocessing=preprocessing, precision="half")

@@ -2,12 +2,15 @@
 files' bytes and the configuration, written atomically, bounded."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from brainscore_vision.model_helpers.activations.pytorch import PytorchWrapper
 from PIL import Image
 
 from brainscore_plugins import factory, fast_activations, pixel_cache, preprocessing, settings
+from brainscore_plugins.errors import PlantedCacheFileError
 from brainscore_plugins.fast_activations import FastPytorchWrapper
 from brainscore_plugins.preprocessing import preprocessing_for
 
@@ -71,20 +74,19 @@ def test_a_failed_run_leaves_no_entry_and_the_bound_evicts_the_least_recently_us
     broken = cache.entry("broken", 4)
     broken.write(0, np.ones((2, 10), np.float32))
     broken.commit()  # incomplete: discarded
-    assert list(cache.folder.iterdir()) == [] and cache.get("broken") is None
-    import os
+    assert list(cache.folder.iterdir()) == [] and cache.get("broken", 4) is None
     for age, key in enumerate(["old", "middle", "new"]):
         entry = cache.entry(key, 4)
         entry.write(0, np.full((16, 10), age, np.float32))  # a padded batch: only the first 4 rows are kept
         entry.commit()
         os.utime(cache.folder / f"{key}.npy", (age, age))
-    assert cache.get("old") is not None  # reading makes it the most recently used
+    assert cache.get("old", 4) is not None  # reading makes it the most recently used
     cache.max_bytes = 3 * (cache.folder / "old.npy").stat().st_size  # room for three entries
     entry = cache.entry("newest", 4)
     entry.write(0, np.zeros((4, 10), np.float32))
     entry.commit()
     assert sorted(p.stem for p in cache.folder.glob("*.npy")) == ["new", "newest", "old"]  # "middle" evicted
-    assert np.array_equal(cache.get("new"), np.full((4, 10), 2, np.float32))
+    assert np.array_equal(cache.get("new", 4), np.full((4, 10), 2, np.float32))
 
 
 def test_zero_turns_the_cache_off(images, cache, monkeypatch):
@@ -95,3 +97,94 @@ def test_zero_turns_the_cache_off(images, cache, monkeypatch):
     monkeypatch.setenv(settings.PIXEL_CACHE, "lots")
     with pytest.raises(ValueError, match="BRAINSCORE_PLUGINS_PIXEL_CACHE_GB is 'lots'; set it to a number"):
         pixel_cache.PixelCache()
+
+
+def test_unchanged_files_are_stat_ed_not_read_and_a_rewritten_one_is_read(images, cache, monkeypatch):
+    from region_commitment import digests
+    brainscore = preprocessing_for(72, 64, "bilinear", "brainscore")
+    key = cache.key(images, brainscore)
+    read = []
+    monkeypatch.setattr(digests, "files", lambda paths: read.append(len(paths)) or "0" * 64)
+    assert cache.key(images, brainscore) == key and read == []  # remembered under the files' status
+    with open(images[5], "r+b") as rewritten:  # same size, same modification time: only the change time moves
+        status = os.stat(images[5])
+        rewritten.write(b"\x89")
+    os.utime(images[5], ns=(status.st_atime_ns, status.st_mtime_ns))
+    assert cache.key(images, brainscore) != key and read == [21]
+
+
+def _entry(cache, key, array):
+    entry = cache.entry(key, len(array))
+    entry.write(0, array)
+    entry.commit()
+    return cache.folder / f"{key}.npy"
+
+
+def test_an_entry_that_is_not_the_runs_pixels_is_removed_and_computed_again(tmp_path):
+    cache = pixel_cache.PixelCache(tmp_path / "pixels", max_bytes=10 ** 9)
+    pixels = np.arange(4 * 3 * 2 * 2, dtype=np.float32).reshape(4, 3, 2, 2)
+    path = _entry(cache, "k", pixels)
+    np.testing.assert_array_equal(cache.get("k", 4), pixels)
+    assert cache.get("k", 5) is None and not path.exists()  # another number of images
+    for damage in (lambda: path.write_bytes(path.read_bytes()[:-8]),  # truncated
+                   lambda: np.save(path, pixels.astype(np.int64)),  # not pixels
+                   lambda: np.save(path, np.asfortranarray(pixels)),
+                   lambda: path.write_bytes(b"\x93NUMPY garbage")):
+        _entry(cache, "k", pixels)
+        damage()
+        assert cache.get("k", 4) is None and not path.exists()
+
+
+def test_a_planted_link_in_the_cache_is_refused(tmp_path):
+    cache = pixel_cache.PixelCache(tmp_path / "pixels", max_bytes=10 ** 9)
+    elsewhere = tmp_path / "elsewhere.npy"
+    np.save(elsewhere, np.zeros((4, 3), np.float32))
+    cache.folder.mkdir()
+    (cache.folder / "k.npy").symlink_to(elsewhere)
+    with pytest.raises(PlantedCacheFileError, match=r"k.npy is a symbolic link .* refusing to follow it\. Remove"):
+        cache.get("k", 4)
+    linked = pixel_cache.PixelCache(tmp_path / "linked", max_bytes=10 ** 9)
+    linked.folder.symlink_to(cache.folder)
+    with pytest.raises(PlantedCacheFileError, match="linked is a symbolic link"):
+        linked.get("k", 4)
+
+
+def test_a_commitment_reads_its_images_from_the_cache(images, cache, monkeypatch, tmp_path):
+    """``FastPytorchWrapper.preprocessed`` (how region_commitment feeds its one forward pass) is the preprocessing's
+    own array, written to the cache once and read back by the next model without decoding; the features equal those
+    of Brain-Score's wrapper."""
+    from region_commitment import features
+    network = factory.create_model("spvvs_resnet18_imagenet_full", pretrained=False)
+    preprocess = preprocessing_for(72, 64, "bilinear", "brainscore")
+    np.testing.assert_array_equal(_wrapper("a", network).preprocessed(images), preprocess(images))
+    second = _wrapper("b", network)  # Brain-Score's extractor probes one image when built
+    with monkeypatch.context() as patched:
+        patched.setattr(preprocessing, "_rgb", lambda *a, **k: pytest.fail("decoded again"))
+        store = features.extract(second, ["avgpool"], images, tmp_path / "store", progress=False)
+    reference = _wrapper("r", network, PytorchWrapper)
+    expected = features.extract(reference, ["avgpool"], images, tmp_path / "expected", progress=False)
+    np.testing.assert_array_equal(np.asarray(store.layer("avgpool")), np.asarray(expected.layer("avgpool")))
+
+
+@pytest.mark.parametrize("workers", [2, 0])
+def test_a_cold_entry_is_read_while_it_is_filled_and_a_failure_reaches_the_reader(images, cache, monkeypatch,
+                                                                                  workers):
+    import time
+    monkeypatch.setattr(fast_activations._PrefetchingExtractor, "workers", workers)
+    extractor = _wrapper("a", factory.create_model("spvvs_resnet18_imagenet_full", pretrained=False))._extractor
+    expected = extractor.preprocess(images)
+    filling = extractor.preprocessed(images, batch_size=8)  # 8, 8, 5 (padded)
+    assert isinstance(filling, fast_activations._Filling) and len(filling) == 21
+    np.testing.assert_array_equal(np.concatenate([filling[0:5], filling[5:13], filling[13:21]]), expected)
+    for _ in range(100):  # committed by the filling thread right after its last batch
+        if list(cache.folder.glob("*.npy")):
+            break
+        time.sleep(0.05)
+    np.testing.assert_array_equal(extractor.preprocessed(images), expected)  # now memory-mapped from the cache
+    (cache.folder.parent / "broken.png").write_bytes(b"not an image")
+    broken = [*images[:10], str(cache.folder.parent / "broken.png"), *images[11:]]
+    filling = extractor.preprocessed(broken, batch_size=8)
+    np.testing.assert_array_equal(filling[0:8], expected[:8])  # what was computed before the failure
+    with pytest.raises(Exception, match="cannot identify image file .*broken.png"):
+        filling[8:16]
+    assert len(list(cache.folder.glob("*.npy"))) == 1 and not list(cache.folder.glob(".*"))  # nothing half-written

@@ -91,3 +91,18 @@ def test_a_failed_extraction_removes_its_files(wrapper_and_paths, tmp_path, monk
     with pytest.raises(KeyboardInterrupt):
         features.extract(wrapper, ["avgpool"], paths, tmp_path / "new", progress=False)
     assert not (tmp_path / "new").exists()
+
+
+def test_a_model_that_offers_all_its_pixels_is_fed_from_them(wrapper_and_paths, tmp_path, monkeypatch):
+    """An activations model with ``preprocessed(paths)`` (the plugins' pixel cache) is fed rows of that array, in
+    order, across batches; no ``preprocess`` call per batch."""
+    wrapper, paths = wrapper_and_paths
+    shifted = np.asarray(wrapper._extractor.preprocess(paths)) + 1  # other pixels than preprocess gives: seen below
+    monkeypatch.setattr(wrapper, "preprocessed", lambda given: shifted if given == paths else None, raising=False)
+    calls = []
+    preprocess = wrapper._extractor.preprocess
+    monkeypatch.setattr(wrapper._extractor, "preprocess", lambda batch: calls.append(len(batch)) or preprocess(batch))
+    store = features.extract(wrapper, ["avgpool"], paths, tmp_path / "store", batch_size=5, progress=False)
+    expected = wrapper.get_activations(shifted, ["avgpool"])["avgpool"].reshape(len(paths), -1)
+    np.testing.assert_array_equal(np.asarray(store.layer("avgpool")), expected)
+    assert calls == []

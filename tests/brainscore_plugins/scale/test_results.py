@@ -41,11 +41,32 @@ def test_one_row_per_pair_ok_kept_failed_replaced(tmp_path):
     by_benchmark = table.set_index("benchmark")
     assert by_benchmark.loc["bsp-synthetic.IT-pls", "score"] == 0.7  # the failure was replaced
     assert by_benchmark.loc["b2", "score"] == 0.1  # an ok row is never replaced
-    assert results.scored(table) == {("spvvs_resnet18_imagenet_full", "bsp-synthetic.IT-pls"),
-                                     ("spvvs_resnet18_imagenet_full", "b2")}
+    assert results.scored(table) == {("spvvs_resnet18_imagenet_full", "bsp-synthetic.IT-pls", "", ""),
+                                     ("spvvs_resnet18_imagenet_full", "b2", "", "")}
     failed = results.append([_row(identifier="other", status="failed", score=math.nan)], path)
-    assert ("other", "bsp-synthetic.IT-pls") in results.scored(failed)
-    assert ("other", "bsp-synthetic.IT-pls") not in results.scored(failed, retry_failed=True)
+    assert ("other", "bsp-synthetic.IT-pls", "", "") in results.scored(failed)
+    assert ("other", "bsp-synthetic.IT-pls", "", "") not in results.scored(failed, retry_failed=True)
+
+
+def test_another_precision_or_pipeline_is_another_row_and_is_swept(tmp_path, monkeypatch):
+    """A bfloat16 or training-config score of a pair scored in float32 with the default pipeline is a row of its
+    own (never dropped as a duplicate), and a sweep in that configuration scores it instead of skipping it."""
+    from brainscore_plugins import settings
+    from brainscore_plugins.scale import sweep
+    path = tmp_path / "results.parquet"
+    float32 = _row(preprocessing="", extractor="fast", precision="float32", score=0.5)
+    results.append([float32], path)
+    monkeypatch.delenv(settings.PRECISION, raising=False)
+    monkeypatch.delenv(settings.PREPROCESSING, raising=False)
+    assert sweep.plan([float32["identifier"]], [float32["benchmark"]], results.read(path)) == []
+    monkeypatch.setenv(settings.PRECISION, "bfloat16")
+    [task] = sweep.plan([float32["identifier"]], [float32["benchmark"]], results.read(path))
+    assert task.benchmarks == (float32["benchmark"],)
+    table = results.append([{**float32, "precision": "bfloat16", "score": 0.49},
+                            {**float32, "preprocessing": "training-config", "score": 0.45}], path)
+    assert sorted(zip(table.precision, table.preprocessing, table.score)) == [
+        ("bfloat16", "", 0.49), ("float32", "", 0.5), ("float32", "training-config", 0.45)]
+    assert sweep.plan([float32["identifier"]], [float32["benchmark"]], results.read(path)) == []
 
 
 def test_a_failed_write_leaves_the_old_table_and_no_partial_file(tmp_path, monkeypatch):
@@ -119,14 +140,25 @@ def test_version_1_rows_are_fractions_with_their_metric_and_preprocessing_unknow
     frame = results.frame(rows)[version_1].astype({"schema_version": "Int64"})
     frame.to_parquet(path)
     assert results.read(path)[["benchmark", "score", "unit", "metric", "preprocessing", "schema_version"]] \
-        .values.tolist() == [["bsp-synthetic.IT-pls", 0.55, "fraction", "brainscore", "unknown", 2],
-                             ["algonauts2023-direct", 0.41, "fraction", "", "unknown", 2]]
+        .values.tolist() == [["bsp-synthetic.IT-pls", 0.55, "fraction", "brainscore", "unknown", 3],
+                             ["algonauts2023-direct", 0.41, "fraction", "", "unknown", 3]]
     new = _row(identifier="grouplin_phase2-fmri", benchmark="algonauts2023-test-direct", score=61.0, unit="percent",
                metric="noise_normalized_r2", preprocessing="")
     table = results.append([new], path)
     assert table.unit.tolist() == ["fraction", "fraction", "percent"]
     assert results.read(path).metric.tolist() == ["brainscore", "", "noise_normalized_r2"]
-    assert (results.read(path).schema_version == 2).all()
+    assert (results.read(path).schema_version == 3).all()
+
+
+def test_version_2_rows_were_float32_by_an_unrecorded_extractor(tmp_path):
+    """Before schema 3 every forward pass ran in float32 and the extractor was not recorded; migrated rows say so,
+    and count as scored for a float32 sweep."""
+    path = tmp_path / "v2.parquet"
+    version_2 = [column for column in results.COLUMNS if column not in ("extractor", "precision")]
+    results.frame([_row(preprocessing="", schema_version=2)])[version_2].to_parquet(path)
+    table = results.read(path)
+    assert table[["extractor", "precision", "schema_version"]].values.tolist() == [["unknown", "float32", 3]]
+    assert results.scored(table) == {("spvvs_resnet18_imagenet_full", "bsp-synthetic.IT-pls", "", "float32")}
 
 
 def test_select_and_export(tmp_path):
