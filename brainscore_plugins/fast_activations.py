@@ -1,18 +1,19 @@
-"""Brain-Score's ``PytorchWrapper`` with image decoding and preprocessing in worker processes, ahead of the network.
+"""Brain-Score's ``PytorchWrapper`` with image decoding and preprocessing ahead of the network, computed once.
 
 :class:`FastPytorchWrapper` is a drop-in: same interface, identifier and activation caching (Brain-Score's own
 extractor runs every step: caching, batching and padding, hooks, packaging); only the ``preprocess`` calls of a run
-are computed in advance, in a ``torch.utils.data.DataLoader`` with worker processes, on exactly the batches (padding
-included) the extractor will ask for, and each forward pass runs under ``torch.inference_mode``. The preprocessed
-images are kept in the pixel cache (:mod:`.pixel_cache`): every later run on the same files with the same
-preprocessing (another checkpoint, another process of the sweep) reads them instead of decoding again. Activations are
-those of ``PytorchWrapper`` (the same preprocessing function on the same paths; a test checks equality). Microsaccade
-runs (more than one trial per image) use the extractor's own path unchanged.
+are answered differently, and each forward pass runs under ``torch.inference_mode``. The preprocessed images live in
+the pixel cache (:mod:`.pixel_cache`): a run on images it holds reads them, memory-mapped; otherwise a background
+thread computes them into it (with ``DataLoader`` worker processes when a GPU runs the network; by itself on the CPU,
+where the network already keeps every core busy) while the network consumes the batches ready, and every later run
+on the same files with the same preprocessing (another checkpoint, another process of the sweep) reads them. With the
+cache off, a worker pipeline computes each run's batches ahead of the network. Activations are those of
+``PytorchWrapper`` (the same preprocessing function on the same paths; tests check equality). Microsaccade runs (more
+than one trial per image) use the extractor's own path unchanged.
 """
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import threading
 from collections import OrderedDict
@@ -48,52 +49,39 @@ class _Batches(torch.utils.data.Dataset):
 
 
 class _PrefetchingExtractor(ActivationsExtractorHelper):
-    """Brain-Score's extractor whose ``preprocess`` calls are answered from the pixel cache (:mod:`.pixel_cache`) when
-    it holds the run's images, else from a worker pipeline started per run, whose batches also fill the cache."""
+    """Brain-Score's extractor whose ``preprocess`` calls are answered from the pixel cache (:mod:`.pixel_cache`):
+    memory-mapped when it holds the run's images, else as a background thread computes them into it
+    (:class:`_Filling`); without the cache, from a worker pipeline started per run."""
 
     workers = min(4, os.cpu_count() or 1)
+    decode_in_workers = False  # fill the cache from worker processes (a GPU runs the network) or from one thread
 
     def _get_activations_batched(self, paths, layers, batch_size: int, require_variance: bool):
         if self._microsaccade_helper.number_of_trials != 1:
             return super()._get_activations_batched(paths, layers, batch_size, require_variance)
-        cache = PixelCache()
-        key = cache.key([str(p) for p in paths], self.preprocess) if cache.enabled else None
-        cached = cache.get(key, len(paths)) if key else None
-        if cached is not None:
-            return self._answered(_from_pixels(cached, batch_size), paths, layers, batch_size, require_variance)
-        entry = cache.entry(key, len(paths)) if key else None
-        pipelined = len(paths) > batch_size and self.workers > 0
-        if not pipelined and entry is None:
+        pixels = self.preprocessed([str(p) for p in paths], batch_size)
+        if pixels is not None:
+            activations = self._answered(_from_pixels(pixels, batch_size), paths, layers, batch_size, require_variance)
+            if isinstance(pixels, _Filling):
+                pixels.join()  # committed before the run returns: the next model reads it
+            return activations
+        if len(paths) <= batch_size or self.workers == 0:
             return super()._get_activations_batched(paths, layers, batch_size, require_variance)
-        batches = self._pipeline(paths, batch_size) if pipelined else None
-        preprocess, numbers = self.preprocess, itertools.count()
+        batches = self._pipeline(paths, batch_size)
 
         def next_batch(inputs):
-            index = next(numbers)
-            if batches is None:
-                batch = np.asarray(preprocess(inputs))
-            else:
-                expected, batch = next(batches)
-                if [str(p) for p in inputs] != [str(p) for p in expected]:  # never: the extractor asks in order
-                    raise RuntimeError("the extractor asked for another batch than the prefetched one")
-            if entry is not None:
-                entry.write(index * batch_size, batch)
+            expected, batch = next(batches)
+            if [str(p) for p in inputs] != [str(p) for p in expected]:  # never: the extractor asks in order
+                raise RuntimeError("the extractor asked for another batch than the prefetched one")
             return batch
-
-        try:
-            activations = self._answered(next_batch, paths, layers, batch_size, require_variance)
-        except BaseException:
-            if entry is not None:
-                entry.discard()
-            raise
-        if entry is not None:
-            entry.commit()
-        return activations
+        return self._answered(next_batch, paths, layers, batch_size, require_variance)
 
     def preprocessed(self, paths: list[str], batch_size: int = 64):
         """Every image of ``paths`` preprocessed, in order: memory-mapped from the pixel cache; when absent, a
-        :class:`_Filling` array that the worker pipeline fills (and then commits to the cache) while the caller reads
-        what is ready; ``None`` when the cache is off or the preprocessing cannot be cached."""
+        :class:`_Filling` array that a background thread computes (with ``workers`` processes when
+        ``decode_in_workers``, else itself, sharing the cores with the network without copying batches between
+        processes) and then commits to the cache, while the caller reads what is ready; ``None`` when the cache is
+        off or the preprocessing cannot be cached."""
         cache = PixelCache()
         key = cache.key(paths, self.preprocess) if cache.enabled and paths else None
         if key is None:
@@ -101,10 +89,11 @@ class _PrefetchingExtractor(ActivationsExtractorHelper):
         cached = cache.get(key, len(paths))
         if cached is not None:
             return cached
-        if self.workers > 0 and len(paths) > batch_size:
+        preprocess = self.preprocess  # the thread's own: the extractor answers self.preprocess from the array
+        if self.decode_in_workers and self.workers > 0 and len(paths) > batch_size:
             batches = (batch for _, batch in self._pipeline(paths, batch_size))
         else:
-            batches = (np.asarray(self.preprocess(paths[i:i + batch_size])) for i in range(0, len(paths), batch_size))
+            batches = (np.asarray(preprocess(paths[i:i + batch_size])) for i in range(0, len(paths), batch_size))
         return _Filling(cache.entry(key, len(paths)), batches, batch_size)
 
     def _pipeline(self, paths, batch_size: int):
@@ -131,7 +120,8 @@ class _Filling:
     def __init__(self, entry, batches, batch_size: int):
         self._entry, self._rows, self._array, self._filled, self._error = entry, entry.rows, None, 0, None
         self._ready = threading.Condition()
-        threading.Thread(target=self._fill, args=(batches, batch_size), daemon=True).start()
+        self._thread = threading.Thread(target=self._fill, args=(batches, batch_size), daemon=True)
+        self._thread.start()
 
     def __len__(self) -> int:
         return self._rows
@@ -158,19 +148,25 @@ class _Filling:
                 raise self._error
             return np.array(self._array[start:stop])
 
+    def join(self) -> None:
+        """Wait until the entry is committed (or discarded)."""
+        self._thread.join()
+
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
-        """Every row, once all are written."""
+        """Every row, once the entry is committed."""
+        self.join()
         return self[:].astype(dtype or self._array.dtype, copy=False)
 
 
-def _from_pixels(pixels: np.ndarray, batch_size: int):
-    """A ``preprocess`` that answers the extractor's padded batches, in order, from cached pixels."""
+def _from_pixels(pixels, batch_size: int):
+    """A ``preprocess`` that answers the extractor's padded batches, in order, with copies of rows of ``pixels`` (a
+    memory-mapped cache entry or a :class:`_Filling`)."""
     starts = iter(range(0, len(pixels), batch_size))
 
     def next_batch(inputs):
         start = next(starts)
-        rows = list(range(start, min(start + batch_size, len(pixels))))
-        return np.asarray(pixels[rows + rows[-1:] * (len(inputs) - len(rows))])
+        batch = np.array(pixels[start:min(start + batch_size, len(pixels))])
+        return np.concatenate([batch, np.repeat(batch[-1:], len(inputs) - len(batch), axis=0)])  # the padding
     return next_batch
 
 
@@ -201,8 +197,11 @@ class FastPytorchWrapper(PytorchWrapper):
         self.channels_last, self.pin_memory, self.precision = channels_last, pin_memory, precision
 
     def _build_extractor(self, identifier, preprocessing, get_activations, *args, **kwargs):
-        return _PrefetchingExtractor(identifier=identifier, get_activations=get_activations,
-                                     preprocessing=preprocessing, *args, **kwargs)
+        extractor = _PrefetchingExtractor(identifier=identifier, get_activations=get_activations,
+                                          preprocessing=preprocessing, *args, **kwargs)
+        if self._device.type == "cuda":  # on the CPU the network keeps every core busy: one decoding thread
+            extractor.decode_in_workers = True
+        return extractor
 
     def preprocessed(self, paths) -> np.ndarray | None:
         """Every image of ``paths`` preprocessed, from the pixel cache (:meth:`_PrefetchingExtractor.preprocessed`):

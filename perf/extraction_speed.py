@@ -1,20 +1,22 @@
 """Extraction speed of the fast activations path against Brain-Score's PytorchWrapper and a raw forward pass, and one
 ``brainscore_vision.score`` call through each.
 
-    python perf/extraction_speed.py [--images 256] [--size 425] [--rounds 3]
+    python perf/extraction_speed.py [--images 256] [--size 425] [--rounds 3] [--identifier ID --layers L ...]
 
 ``ours`` is the fast path without the pixel cache (what it was before the cache), ``ours_cold`` with an empty cache
 (it computes and writes the entry), ``ours_warm`` and ``ours_channels_last`` reading the entry
 (:mod:`brainscore_plugins.pixel_cache`).
 
-ResNet-18 (random weights; the spvvs preprocessing: albumentations resize 256, crop 224, ImageNet mean/std) on
+ResNet-18 by default (``--identifier``, ``--layers``: another catalogued network; random weights; the spvvs
+preprocessing: albumentations resize 256, crop 224, ImageNet mean/std) on
 ``--images`` PNG files of NSD's size, three layers captured. After a warm-up pass, ``--rounds`` rounds each time, in
 turn: the raw forward pass of the same tensors the extractors feed the network (preprocessed, stacked into contiguous
 NCHW batches of 64, already in memory, ``torch.inference_mode``), the raw forward pass of the preprocessing's arrays
 as they are (channels-last in memory: the tensors ``ours_channels_last`` feeds), Brain-Score's
 ``PytorchWrapper``, :class:`brainscore_plugins.fast_activations.FastPytorchWrapper` and the same on channels-last
-batches (``channels_last=True``; Brain-Score's activation cache disabled, so each computes); the best round of each counts (other load on the machine only slows a round
-down). Then ``brainscore_vision.score("spvvs_resnet18_imagenet_full", "bsp-synthetic.IT-pls")`` on a forged
+batches (``channels_last=True``; Brain-Score's activation cache disabled, so each computes); the best round of
+each counts (other load on the machine only slows a round down). Then ``brainscore_vision.score(<identifier>,
+"bsp-synthetic.IT-pls")`` on a forged
 checkpoint, through our plugin with ``BRAINSCORE_PLUGINS_EXTRACTOR=brainscore``, ``fast`` and
 ``fast-channels-last`` (twice each, in turn; the best counts), with the scores compared.
 
@@ -60,10 +62,10 @@ def _seconds(run) -> float:
     return time.perf_counter() - start
 
 
-def extraction(paths: list[str], rounds: int) -> dict:
+def extraction(paths: list[str], rounds: int, identifier: str, layers: list[str]) -> dict:
     from brainscore_vision.model_helpers.activations.pytorch import PytorchWrapper
 
-    network = factory.create_model(IDENTIFIER, pretrained=False)
+    network = factory.create_model(identifier, pretrained=False)
     preprocessing = preprocessing_for(256, 224, "bilinear", "brainscore")
     preprocess_s = _seconds(lambda: preprocessing(paths[:64]))
     layouts = [torch.from_numpy(preprocessing(paths[i:i + 64])) for i in range(0, len(paths), 64)]
@@ -82,7 +84,7 @@ def extraction(paths: list[str], rounds: int) -> dict:
     times, outputs = {"raw": [], "raw_channels_last": [], **{name: [] for name in kinds}}, {}
     os.environ[settings.CACHE] = str(scratch / "cache-warm")
     FastPytorchWrapper(identifier="fill", model=network, preprocessing=preprocessing, batch_size=64)(
-        paths, layers=LAYERS)  # the warm runs' entry
+        paths, layers=layers)  # the warm runs' entry
     for round_ in range(rounds):
         times["raw"].append(_seconds(lambda: raw(contiguous)))
         times["raw_channels_last"].append(_seconds(lambda: raw(layouts)))
@@ -91,14 +93,14 @@ def extraction(paths: list[str], rounds: int) -> dict:
             os.environ[settings.CACHE] = str(scratch / (f"cache-cold-{round_}" if cache == "cold" else "cache-warm"))
             wrapper = kind(identifier=f"speed-{name}-{round_}", model=network, preprocessing=preprocessing,
                            batch_size=64)
-            times[name].append(_seconds(lambda: outputs.__setitem__(name, wrapper(paths, layers=LAYERS))))
+            times[name].append(_seconds(lambda: outputs.__setitem__(name, wrapper(paths, layers=layers))))
     os.environ.pop(settings.PIXEL_CACHE)
     rate = {name: len(paths) / min(seconds) for name, seconds in times.items()}
     preprocess = 64 / preprocess_s
     cpus = os.cpu_count()
     reference = outputs["brainscore"]
     relative = max(float(np.abs(outputs["ours_channels_last"].sel(layer=layer).values - reference.sel(
-        layer=layer).values).max() / np.abs(reference.sel(layer=layer).values).max()) for layer in LAYERS)
+        layer=layer).values).max() / np.abs(reference.sel(layer=layer).values).max()) for layer in layers)
     return {"ours_images_per_s": round(rate["ours"], 2),
             "ours_cold_images_per_s": round(rate["ours_cold"], 2),
             "ours_warm_images_per_s": round(rate["ours_warm"], 2),
@@ -120,18 +122,18 @@ def extraction(paths: list[str], rounds: int) -> dict:
             "cpus": cpus}
 
 
-def scoring(workdir: Path) -> dict:
+def scoring(workdir: Path, identifier: str) -> dict:
     import brainscore_vision
 
     os.environ[settings.MIRROR] = str(workdir / "mirror")
     os.environ[settings.CACHE] = str(workdir / "cache")
-    forge.forge_into_mirror(IDENTIFIER, workdir / "mirror")  # our plugins are linked by the install command
+    forge.forge_into_mirror(identifier, workdir / "mirror")  # our plugins are linked by the install command
     times, scores = {"brainscore": [], "fast": [], "fast-channels-last": []}, {}
     for _ in range(2):
         for extractor in times:
             os.environ[settings.EXTRACTOR] = extractor
             times[extractor].append(_seconds(lambda: scores.__setitem__(
-                extractor, float(brainscore_vision.score(IDENTIFIER, BENCHMARK)))))
+                extractor, float(brainscore_vision.score(identifier, BENCHMARK)))))
     return {"ours_score_s": round(min(times["fast"]), 2), "brainscore_score_s": round(min(times["brainscore"]), 2),
             "ours_channels_last_score_s": round(min(times["fast-channels-last"]), 2),
             "ours_score": scores["fast"], "brainscore_score": scores["brainscore"],
@@ -143,6 +145,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--size", type=int, default=425)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--identifier", default=IDENTIFIER)
+    parser.add_argument("--layers", nargs="+", default=LAYERS)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         paths = []
@@ -150,9 +154,9 @@ def main() -> None:
             paths.append(str(Path(scratch) / f"image{i}.png"))
             pixels = np.random.default_rng(i).integers(0, 255, (args.size, args.size, 3), dtype=np.uint8)
             Image.fromarray(pixels).save(paths[-1])
-        measured = extraction(paths, args.rounds)
-        measured.update(scoring(Path(scratch)))
-    print(json.dumps({**measured, "images": args.images}))
+        measured = extraction(paths, args.rounds, args.identifier, args.layers)
+        measured.update(scoring(Path(scratch), args.identifier))
+    print(json.dumps({**measured, "images": args.images, "identifier": args.identifier}))
 
 
 if __name__ == "__main__":

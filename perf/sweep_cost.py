@@ -45,28 +45,31 @@ IMAGES = {"FreemanZiemba2013public.V1-pls": 135, "FreemanZiemba2013public.V2-pls
 
 def _networks(family: str | None) -> dict[str, list[catalog.Entry]]:
     """Architecture -> every catalogued checkpoint of it."""
-    by_arch = collections.defaultdict(list)
+    by_arch, seen = collections.defaultdict(list), set()
     for identifier in catalog.select([], family=family, checkpoints=True, strict=False):
         entry = catalog.lookup(identifier)
-        if not entry.unsupported:
+        if not entry.unsupported and (entry.family, entry.model_id, entry.epoch) not in seen:  # a bare name is its
+            seen.add((entry.family, entry.model_id, entry.epoch))                             # latest checkpoint
             by_arch[(entry.family, entry.arch)].append(entry)
     return by_arch
 
 
-def _flops(entry: catalog.Entry) -> float | None:
-    """Forward FLOPs of one image through ``entry``'s network, built on the meta device."""
+def _flops_and_parameters(entry: catalog.Entry) -> tuple[float | None, int]:
+    """Forward FLOPs of one image through ``entry``'s network, and its parameter count (the network built on the meta
+    device: nothing allocated); FLOPs ``None`` where the network cannot run there."""
     from torch.utils.flop_counter import FlopCounterMode
+    with torch.device("meta"):
+        network = factory.create_model(entry.identifier, pretrained=False).eval()
+        image = torch.empty(1, 3, entry.crop, entry.crop)
+    parameters = sum(p.numel() for p in network.parameters())
     try:
-        with torch.device("meta"):
-            network = factory.create_model(entry.identifier, pretrained=False).eval()
-            image = torch.empty(1, 3, entry.crop, entry.crop)
         with FlopCounterMode(display=False) as counter, torch.no_grad():
             network(image)
-        return float(counter.get_total_flops())
+        return float(counter.get_total_flops()), parameters
     except Exception as error:  # noqa: BLE001 - an architecture that cannot run on meta is reported, not fatal
         print(f"{entry.arch}: FLOPs not counted ({type(error).__name__}: {str(error).splitlines()[0][:120]})",
               file=sys.stderr)
-        return None
+        return None, parameters
 
 
 def _images_per_s(entry: catalog.Entry, batch: int, device: str) -> float:
@@ -95,12 +98,12 @@ def main() -> None:
     rows = []
     for (family, arch), entries in sorted(_networks(args.family).items()):
         entry = entries[0]
-        flops = _flops(entry)
-        timed = (entry.n_params or 0) < args.measure_below * 1e6
+        flops, parameters = _flops_and_parameters(entry)
+        timed = parameters < args.measure_below * 1e6
         rate = _images_per_s(entry, args.batch, args.device) if timed else None
         rows.append({"family": family, "arch": arch, "checkpoints": len(entries),
                      "final_checkpoints": sum(bool(e.latest) for e in entries),
-                     "n_params": entry.n_params, "gflops_per_image": flops and round(flops / 1e9, 3),
+                     "n_params": parameters, "gflops_per_image": flops and round(flops / 1e9, 3),
                      "images_per_s": rate and round(rate, 2), "timed": timed})
         print(f"{family:9s} {arch:32s} {len(entries):6d} ckpts  {rows[-1]['gflops_per_image']} GFLOP  "
               f"{rows[-1]['images_per_s']} img/s ({args.device})", file=sys.stderr, flush=True)

@@ -23,9 +23,13 @@ def _images(folder, n: int, size: tuple[int, int]) -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("cached", [False, True])  # a worker pipeline per run, or the pixel cache filled by a thread
 @pytest.mark.parametrize("n_images", [37, 8])  # several batches with a padded last one; a single batch (fallback)
-def test_equal_to_pytorch_wrapper(n_images, tmp_path, monkeypatch):
+def test_equal_to_pytorch_wrapper(n_images, cached, tmp_path, monkeypatch):
+    from brainscore_plugins import settings
     monkeypatch.setenv("RESULTCACHING_DISABLE", "1")
+    monkeypatch.setenv(settings.CACHE, str(tmp_path / "cache"))
+    monkeypatch.setenv(settings.PIXEL_CACHE, "10" if cached else "0")
     paths = _images(tmp_path, n_images, (120, 100))
     network = factory.create_model("spvvs_resnet18_imagenet_full", pretrained=False)
     preprocessing = preprocessing_for(72, 64, "bilinear", "brainscore")
@@ -36,8 +40,9 @@ def test_equal_to_pytorch_wrapper(n_images, tmp_path, monkeypatch):
     monkeypatch.setattr(fast_activations._Batches, "__len__",
                         lambda self: pipelines.append(len(self.paths)) or -(-len(self.paths) // self.batch_size))
     expected, ours = reference(paths, layers=layers), fast(paths, layers=layers)
-    assert bool(pipelines) == (n_images > 16)  # the worker pipeline ran, over every image, only when it pays
+    assert bool(pipelines) == (n_images > 16 and not cached)  # worker processes only without the cache, on the CPU
     assert set(pipelines) <= {n_images}
+    assert bool(list((tmp_path / "cache").glob("pixels/*.npy"))) == cached
     np.testing.assert_allclose(ours.values, expected.values, rtol=1e-6, atol=1e-6)
     assert list(ours.stimulus_path.values) == list(expected.stimulus_path.values) == paths
     assert list(ours.layer.values) == list(expected.layer.values)

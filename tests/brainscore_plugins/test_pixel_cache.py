@@ -39,9 +39,9 @@ def _wrapper(identifier, network, kind=FastPytorchWrapper):
                                                                                        "brainscore"), batch_size=16)
 
 
-@pytest.mark.parametrize("workers", [2, 0])  # the worker pipeline, and the extractor's own preprocessing calls
-def test_a_warm_run_reads_the_pixels_and_gives_the_same_activations(images, cache, monkeypatch, workers):
-    monkeypatch.setattr(fast_activations._PrefetchingExtractor, "workers", workers)
+@pytest.mark.parametrize("in_workers", [True, False])  # filled by worker processes (a GPU), or by one thread (CPU)
+def test_a_warm_run_reads_the_pixels_and_gives_the_same_activations(images, cache, monkeypatch, in_workers):
+    monkeypatch.setattr(fast_activations._PrefetchingExtractor, "decode_in_workers", in_workers)
     network = factory.create_model("spvvs_resnet18_imagenet_full", pretrained=False)
     expected = _wrapper("reference", network, PytorchWrapper)(images, layers=LAYERS)
     cold = _wrapper("a", network)(images, layers=LAYERS)
@@ -166,11 +166,11 @@ def test_a_commitment_reads_its_images_from_the_cache(images, cache, monkeypatch
     np.testing.assert_array_equal(np.asarray(store.layer("avgpool")), np.asarray(expected.layer("avgpool")))
 
 
-@pytest.mark.parametrize("workers", [2, 0])
+@pytest.mark.parametrize("in_workers", [True, False])
 def test_a_cold_entry_is_read_while_it_is_filled_and_a_failure_reaches_the_reader(images, cache, monkeypatch,
-                                                                                  workers):
+                                                                                  in_workers):
     import time
-    monkeypatch.setattr(fast_activations._PrefetchingExtractor, "workers", workers)
+    monkeypatch.setattr(fast_activations._PrefetchingExtractor, "decode_in_workers", in_workers)
     extractor = _wrapper("a", factory.create_model("spvvs_resnet18_imagenet_full", pretrained=False))._extractor
     expected = extractor.preprocess(images)
     filling = extractor.preprocessed(images, batch_size=8)  # 8, 8, 5 (padded)
