@@ -166,7 +166,8 @@ def _from_pixels(pixels, batch_size: int):
     def next_batch(inputs):
         start = next(starts)
         batch = np.array(pixels[start:min(start + batch_size, len(pixels))])
-        return np.concatenate([batch, np.repeat(batch[-1:], len(inputs) - len(batch), axis=0)])  # the padding
+        padding = len(inputs) - len(batch)  # the extractor's _pad repeats the last image
+        return np.concatenate([batch, np.repeat(batch[-1:], padding, axis=0)]) if padding else batch
     return next_batch
 
 

@@ -99,8 +99,11 @@ def described(identifier: str, benchmark: str, score: float,
     try:
         return model_columns(identifier, benchmark, score, entry), None
     except Exception as error:  # noqa: BLE001 - one model's data never stops a sweep
-        return {"identifier": identifier, "unit": units.unit(benchmark), "schema_version": results.SCHEMA_VERSION,
-                "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}, error
+        columns = {"identifier": identifier, "unit": units.unit(benchmark), "schema_version": results.SCHEMA_VERSION,
+                   "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+        with contextlib.suppress(Exception):  # the row's key: a later sweep counts this failure as scored
+            columns.update(configuration(identifier, entry))
+        return columns, error
 
 
 _UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")

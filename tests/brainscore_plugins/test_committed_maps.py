@@ -92,6 +92,7 @@ def test_a_damaged_commitment_becomes_a_failed_row_not_a_lost_sweep(tmp_path, mo
     row, failure = scoring.score_row(HLVIT, "bsp-synthetic.IT-pls")
     assert row["status"] == "failed" and row["identifier"] == HLVIT and row["benchmark"] == "bsp-synthetic.IT-pls"
     assert row["error_message"].startswith("CommitmentFailedError: the commitment file") and failure is not None
+    assert (row["preprocessing"], row["precision"]) == ("", "float32")  # its key: the next sweep counts it scored
     rows = sweep.failed_rows(scoring.Task(HLVIT, ("a", "b")), "the process died")  # the driver's own rows too
     assert [(r["benchmark"], r["error_message"]) for r in rows] == [("a", "the process died"),
                                                                      ("b", "the process died")]
