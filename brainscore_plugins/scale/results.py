@@ -178,6 +178,11 @@ def append(rows: list[dict], path: str | Path | None = None) -> pd.DataFrame:
     return table
 
 
+def key(columns: dict) -> tuple[str, ...]:
+    """The :data:`KEY` of a row's ``columns``, as :func:`scored` gives it."""
+    return tuple(columns[column] for column in KEY)
+
+
 def _keys(table: pd.DataFrame) -> pd.MultiIndex:
     return pd.MultiIndex.from_frame(table[list(KEY)].astype(object))
 

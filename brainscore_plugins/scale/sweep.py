@@ -58,8 +58,8 @@ def plan(identifiers: list[str], benchmarks: list[str], table, retry_failed: boo
     tasks = []
     for identifier in identifiers:
         now = scoring.configuration(identifier)
-        tasks.append(Task(identifier, tuple(b for b in benchmarks if (identifier, b, now["preprocessing"],
-                                                                      now["precision"]) not in done)))
+        left = (b for b in benchmarks if results.key({"identifier": identifier, "benchmark": b, **now}) not in done)
+        tasks.append(Task(identifier, tuple(left)))
     return [task for task in tasks if task.benchmarks]
 
 
