@@ -14,8 +14,9 @@ than one trial per image) use the extractor's own path unchanged.
 from __future__ import annotations
 
 import contextlib
-import os
+import errno
 import threading
+import warnings
 from collections import OrderedDict
 
 import numpy as np
@@ -23,6 +24,7 @@ import torch
 from brainscore_vision.model_helpers.activations.core import ActivationsExtractorHelper
 from brainscore_vision.model_helpers.activations.pytorch import PytorchWrapper
 
+from . import settings
 from .pixel_cache import PixelCache
 
 
@@ -53,7 +55,7 @@ class _PrefetchingExtractor(ActivationsExtractorHelper):
     memory-mapped when it holds the run's images, else as a background thread computes them into it
     (:class:`_Filling`); without the cache, from a worker pipeline started per run."""
 
-    workers = min(4, os.cpu_count() or 1)
+    workers = None  # worker processes that decode images: None, as many as the cores this process may use, up to 4
     decode_in_workers = False  # fill the cache from worker processes (a GPU runs the network) or from one thread
 
     def _get_activations_batched(self, paths, layers, batch_size: int, require_variance: bool):
@@ -65,7 +67,7 @@ class _PrefetchingExtractor(ActivationsExtractorHelper):
             if isinstance(pixels, _Filling):
                 pixels.join()  # committed before the run returns: the next model reads it
             return activations
-        if len(paths) <= batch_size or self.workers == 0:
+        if len(paths) <= batch_size or self._workers() == 0:
             return super()._get_activations_batched(paths, layers, batch_size, require_variance)
         batches = self._pipeline(paths, batch_size)
 
@@ -90,16 +92,28 @@ class _PrefetchingExtractor(ActivationsExtractorHelper):
         if cached is not None:
             return cached
         preprocess = self.preprocess  # the thread's own: the extractor answers self.preprocess from the array
-        if self.decode_in_workers and self.workers > 0 and len(paths) > batch_size:
+        if self.decode_in_workers and self._workers() > 0 and len(paths) > batch_size:
             batches = (batch for _, batch in self._pipeline(paths, batch_size))
         else:
             batches = (np.asarray(preprocess(paths[i:i + batch_size])) for i in range(0, len(paths), batch_size))
-        return _Filling(cache.entry(key, len(paths)), batches, batch_size)
+        entry = cache.entry(key, len(paths))
+        try:
+            entry.write(0, next(batches))  # allocates the whole entry: a full disk shows here, not in the thread
+        except OSError as error:
+            if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            warnings.warn(f"The pixel cache is skipped for this run: {error.strerror}, or set "
+                          f"${settings.PIXEL_CACHE}=0 to turn the cache off", stacklevel=2)
+            return None
+        return _Filling(entry, batches, batch_size)
+
+    def _workers(self) -> int:
+        return min(4, settings.cores()) if self.workers is None else self.workers
 
     def _pipeline(self, paths, batch_size: int):
         """(padded batch paths, preprocessed batch) in the extractor's order, from worker processes."""
         return iter(torch.utils.data.DataLoader(_Batches(paths, batch_size, self.preprocess), batch_size=None,
-                                                num_workers=self.workers, collate_fn=_identity, prefetch_factor=2))
+                                                num_workers=self._workers(), collate_fn=_identity, prefetch_factor=2))
 
     def _answered(self, answer, paths, layers, batch_size: int, require_variance: bool):
         """Brain-Score's own batched extraction, its ``preprocess`` calls answered by ``answer``."""
@@ -112,13 +126,14 @@ class _PrefetchingExtractor(ActivationsExtractorHelper):
 
 
 class _Filling:
-    """A pixel-cache entry being computed by a background thread from ``batches`` (an iterator, in order), and
-    committed once complete; reading rows (``filling[start:stop]``, a copy) waits until they are written, so the
-    caller's forward pass overlaps the decoding. A failure of the computation is raised to the reader; the entry is
-    then discarded."""
+    """A pixel-cache entry being computed by a background thread from ``batches`` (an iterator, in order, of the
+    batches after those ``entry`` holds), and committed once complete; reading rows (``filling[start:stop]``, a copy)
+    waits until they are written, so the caller's forward pass overlaps the decoding. A failure of the computation is
+    raised to the reader; the entry is then discarded."""
 
     def __init__(self, entry, batches, batch_size: int):
-        self._entry, self._rows, self._array, self._filled, self._error = entry, entry.rows, None, 0, None
+        self._entry, self._rows, self._error = entry, entry.rows, None
+        self._array, self._filled = entry.array, entry.filled
         self._ready = threading.Condition()
         self._thread = threading.Thread(target=self._fill, args=(batches, batch_size), daemon=True)
         self._thread.start()
@@ -128,7 +143,7 @@ class _Filling:
 
     def _fill(self, batches, batch_size: int) -> None:
         try:
-            for index, batch in enumerate(batches):
+            for index, batch in enumerate(batches, start=-(-self._entry.filled // batch_size)):
                 self._entry.write(index * batch_size, batch)
                 with self._ready:
                     self._array, self._filled = self._entry.array, self._entry.filled

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import settings
+from . import npy_memmap, settings
 from .errors import PlantedCacheFileError
 
 _LIBRARIES = ("numpy", "Pillow", "albumentations", "opencv-python-headless", "opencv-python", "torchvision")
@@ -187,14 +187,18 @@ class Entry:
         self.array, self.temporary, self.filled = None, None, 0
 
     def write(self, start: int, batch: np.ndarray) -> None:
-        """Rows ``start ...`` of the entry (a batch's padding beyond the last image is left out)."""
+        """Rows ``start ...`` of the entry (a batch's padding beyond the last image is left out). The first batch
+        allocates the whole entry on disk.
+
+        Raises:
+            OSError: ``ENOSPC`` at the first batch when the disk cannot hold the entry (:func:`.npy_memmap.create`).
+        """
         batch = batch[:max(0, self.rows - start)]
         if self.array is None:
             import secrets
             self.cache.folder.mkdir(parents=True, exist_ok=True)
             self.temporary = self.cache.folder / f".{self.key}.{os.getpid()}.{secrets.token_hex(4)}.tmp.npy"
-            self.array = np.lib.format.open_memmap(self.temporary, mode="w+", dtype=batch.dtype,
-                                                   shape=(self.rows, *batch.shape[1:]))
+            self.array = npy_memmap.create(self.temporary, batch.dtype, (self.rows, *batch.shape[1:]))
         self.array[start:start + len(batch)] = batch
         self.filled += len(batch)
 

@@ -23,6 +23,7 @@ PRECISION = "BRAINSCORE_PLUGINS_PRECISION"
 PRECISIONS = ("float32", "bfloat16", "float16")
 PIXEL_CACHE = "BRAINSCORE_PLUGINS_PIXEL_CACHE_GB"
 HF_HUB_OFFLINE = "HF_HUB_OFFLINE"
+OMP_NUM_THREADS = "OMP_NUM_THREADS"  # OpenMP's; Ray sets it to a task's CPUs
 HF_HUB_CACHE = "HF_HUB_CACHE"
 INSTALL_DEPENDENCIES = "BS_INSTALL_DEPENDENCIES"  # Brain-Score's own
 _INSTALL_WARNED = "BRAINSCORE_PLUGINS_INSTALL_WARNED"  # set once warned: the sweep's model processes inherit it
@@ -38,8 +39,8 @@ VARIABLES = (
              "what `commit` writes: region maps, readout layers, score tables, plots and provenance"),
     Variable(PREPROCESSING, "the family's default",
              "image pipeline of every model: 'brainscore', 'training-config' or 'unnormalized'"),
-    Variable(EXTRACTOR, "fast", "activations extractor of every model: 'fast' (images decoded and preprocessed by "
-                                "worker processes ahead of the network, equal activations), 'fast-channels-last' "
+    Variable(EXTRACTOR, "fast", "activations extractor of every model: 'fast' (images decoded and preprocessed "
+                                "ahead of the network, into the pixel cache, equal activations), 'fast-channels-last' "
                                 "(also channels-last batches: faster on CPUs, equal to float32 rounding) or "
                                 "'brainscore' (Brain-Score's PytorchWrapper as it is)"),
     Variable(PRECISION, "float32", "arithmetic of every model's forward pass: 'float32', or 'bfloat16' / 'float16' "
@@ -51,12 +52,22 @@ VARIABLES = (
                                 "first); 0 turns it off"),
     Variable(ALGONAUTS, "unset", "the Algonauts 2023 challenge data folder (algonauts_2023_challenge_data: subj01 "
                                  "... subj08) that the algonauts2023 benchmarks read"),
+    Variable(OMP_NUM_THREADS, "unset", "OpenMP's threads (Ray sets it to a task's CPUs); also bounds the worker "
+                                       "processes that decode images"),
     Variable(HF_HUB_OFFLINE, "unset", "1: Hugging Face Hub files come from its cache only (no network)"),
     Variable(HF_HUB_CACHE, "huggingface_hub's default", "where huggingface_hub caches Hub files"),
     Variable(INSTALL_DEPENDENCIES, "yes", "Brain-Score's: 'no' skips its `pip install -r requirements.txt` of every "
                                           "plugin it loads (about a minute per load); our plugins warn once when it "
                                           "is not 'no'"),
 )
+
+
+def cores() -> int:
+    """The CPU cores this process may use: those of its CPU affinity (a SLURM or cgroup cpuset; every core where the
+    system has none), at most ``$OMP_NUM_THREADS`` where it is a positive number (Ray sets it to a task's CPUs)."""
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    value = os.environ.get(OMP_NUM_THREADS, "")
+    return max(1, min(available, int(value))) if value.isdigit() and int(value) > 0 else available
 
 
 def mirror() -> Path | None:

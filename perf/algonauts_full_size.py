@@ -26,6 +26,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from brainscore_plugins import npy_memmap  # noqa: E402
 from brainscore_plugins.algonauts import synthetic_subjects  # noqa: E402
 from brainscore_plugins.algonauts.benchmark import Algonauts2023  # noqa: E402
 
@@ -66,7 +67,7 @@ def write_data(root: Path, model, n_images: int, vertices: tuple[int, int]) -> N
     fmri = {}
     for hemisphere, n in zip(("lh", "rh"), vertices):
         path = root / f"{hemisphere}.tmp.npy"
-        out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n_images, n))
+        out = npy_memmap.create(path, np.float32, (n_images, n))
         for start in range(0, n, 4096):
             width = min(4096, n - start)
             weights = rng.standard_normal((design.shape[1], width)).astype(np.float32) / np.sqrt(design.shape[1])

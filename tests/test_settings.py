@@ -1,5 +1,6 @@
 """Environment variables: read in the two settings modules only, lazily, and listed in the README and --help."""
 import ast
+import os
 import subprocess
 import sys
 
@@ -99,3 +100,24 @@ def test_library_noise_is_silenced_here_and_in_child_processes(monkeypatch):
                             "explicitly define __slots__', FutureWarning); warnings.warn('kept', FutureWarning)"],
                            capture_output=True, text=True, timeout=60)
     assert "xarray subclass" not in child.stderr and "kept" in child.stderr
+
+
+def test_the_cores_are_the_affinity_bounded_by_omp_num_threads(monkeypatch):
+    """A SLURM or cgroup cpuset (the affinity) and a Ray task's CPUs ($OMP_NUM_THREADS) bound the decoding workers,
+    not the node's core count."""
+    from brainscore_plugins.fast_activations import _PrefetchingExtractor
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 3, 5}, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    monkeypatch.delenv(settings.OMP_NUM_THREADS, raising=False)
+    assert settings.cores() == 3
+    for value, cores in [("2", 2), ("8", 3), ("0", 3), ("lots", 3)]:
+        monkeypatch.setenv(settings.OMP_NUM_THREADS, value)
+        assert settings.cores() == cores, value
+    monkeypatch.setenv(settings.OMP_NUM_THREADS, "1")
+    extractor = _PrefetchingExtractor.__new__(_PrefetchingExtractor)
+    assert extractor._workers() == 1
+    monkeypatch.delenv(settings.OMP_NUM_THREADS)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(32)), raising=False)
+    assert extractor._workers() == 4
+    extractor.workers = 0  # set by hand: no worker processes
+    assert extractor._workers() == 0

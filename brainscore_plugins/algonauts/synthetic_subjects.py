@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
+from brainscore_plugins import npy_memmap
 from brainscore_plugins.algonauts.data import FSAVERAGE_VERTICES, HEMISPHERES, ROI_GROUPS
 
 ROI_NAMES = {
@@ -131,12 +132,18 @@ def write_subject(root: str | Path, name: str, images: np.ndarray | None, fmri: 
 
 
 def _copy_rows(array: np.ndarray, path: Path) -> None:
-    """``array`` saved as a float32 .npy, copied in row chunks (``array`` may be a memmap larger than memory)."""
-    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=array.shape)
+    """``array`` saved as a float32 .npy, copied in row chunks (``array`` may be a memmap larger than memory); its
+    space is allocated first (a full disk is an ``OSError``, see :mod:`..npy_memmap`), a failed copy removed."""
+    out = npy_memmap.create(path, np.float32, array.shape)
     rows = max(1, _CHUNK_BYTES // max(1, int(np.prod(array.shape[1:])) * 4))
-    for start in range(0, len(array), rows):
-        out[start:start + rows] = array[start:start + rows]
-    out.flush()
+    try:
+        for start in range(0, len(array), rows):
+            out[start:start + rows] = array[start:start + rows]
+        out.flush()
+    except BaseException:
+        del out
+        path.unlink(missing_ok=True)
+        raise
     del out
 
 

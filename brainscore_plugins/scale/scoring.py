@@ -55,8 +55,25 @@ def check_benchmarks(benchmarks: list[str]) -> None:
 
 
 def score_model(task: Task) -> list[dict]:
-    """One row per benchmark of ``task``: ``brainscore_vision.score(identifier, benchmark)``, or the failure."""
-    return [score_row(task.identifier, benchmark)[0] for benchmark in task.benchmarks]
+    """One row per benchmark of ``task``: ``brainscore_vision.score(identifier, benchmark)``, or the failure. The
+    temporary files made meanwhile go to a folder removed afterwards (:func:`scratch_folder`)."""
+    with scratch_folder():
+        return [score_row(task.identifier, benchmark)[0] for benchmark in task.benchmarks]
+
+
+@contextlib.contextmanager
+def scratch_folder():
+    """Make ``tempfile``'s folder a new temporary one for the block, and remove it after: Brain-Score leaves a
+    folder with a probe image in the temporary folder per process (``brainscore-resolution-probe-*``, never removed),
+    one per model of a sweep otherwise."""
+    import tempfile
+    before = tempfile.tempdir
+    with tempfile.TemporaryDirectory(prefix="brainscore-plugins-scoring-", ignore_cleanup_errors=True) as folder:
+        tempfile.tempdir = folder
+        try:
+            yield folder
+        finally:
+            tempfile.tempdir = before
 
 
 def failed_rows(task: Task, message: str) -> list[dict]:

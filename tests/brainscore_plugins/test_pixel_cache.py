@@ -188,3 +188,20 @@ def test_a_cold_entry_is_read_while_it_is_filled_and_a_failure_reaches_the_reade
     with pytest.raises(Exception, match="cannot identify image file .*broken.png"):
         filling[8:16]
     assert len(list(cache.folder.glob("*.npy"))) == 1 and not list(cache.folder.glob(".*"))  # nothing half-written
+
+
+def test_a_full_disk_skips_the_cache_for_the_run_with_a_warning(images, cache, monkeypatch):
+    """The entry is allocated at its first batch, before the filling thread starts: a disk without room for it is
+    a warning, and the run extracts without the cache (the same activations), leaving no file in the cache."""
+    import errno
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    network = factory.create_model("spvvs_resnet18_imagenet_full", pretrained=False)
+    expected = _wrapper("reference", network, PytorchWrapper)(images, layers=LAYERS)
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    with pytest.warns(UserWarning, match=r"The pixel cache is skipped for this run: No room for .*\.npy .* free disk "
+                                         r"space there, or set \$BRAINSCORE_PLUGINS_PIXEL_CACHE_GB=0"):
+        ours = _wrapper("a", network)(images, layers=LAYERS)
+    np.testing.assert_array_equal(ours.values, expected.values)
+    assert list(cache.folder.glob("*.npy")) == [] and list(cache.folder.glob(".*")) == []

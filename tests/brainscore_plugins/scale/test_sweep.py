@@ -160,6 +160,28 @@ def test_brainscores_prints_during_scoring_go_to_stderr(monkeypatch, capsys):
     assert row["status"] == "failed" and row["error_message"] == "RuntimeError: no data here"
 
 
+def test_the_temporary_files_of_a_models_scoring_are_removed_after_it(monkeypatch):
+    """Brain-Score writes a probe image into a new temporary folder once per process and never removes it: a sweep
+    would leave one per model. Scoring makes its temporary files in a folder removed afterwards."""
+    import tempfile
+
+    import brainscore_vision
+    from brainscore_vision.model_helpers.activations import core
+    made = []
+
+    def probing(identifier, benchmark):
+        monkeypatch.setattr(core, "_probe_image_path", None)
+        made.append(core._probe_image())  # Brain-Score's own: what every extractor's construction calls
+        raise RuntimeError("scored nothing")
+    monkeypatch.setattr(brainscore_vision, "score", probing)
+    before = tempfile.gettempdir()
+    rows = scoring.score_model(scoring.Task("spvvs_resnet18_imagenet_full", ("bsp-synthetic.IT-pls", "other")))
+    assert [row["error_message"] for row in rows] == ["RuntimeError: scored nothing"] * 2
+    assert len(made) == 2 and all(not os.path.exists(path) for path in made)
+    assert all(os.path.dirname(os.path.dirname(path)) != before for path in made)  # not in the user's folder
+    assert tempfile.gettempdir() == before
+
+
 def test_a_message_with_undecodable_bytes_or_escapes_is_kept_as_valid_utf8(tmp_path):
     """A mirror path with a non-UTF-8 byte (a lone surrogate once decoded) or a terminal escape in an error: the row's
     message is escaped, so the table is written and the line prints as it is."""

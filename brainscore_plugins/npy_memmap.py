@@ -1,0 +1,49 @@
+"""New ``.npy`` files written through a memory map, their disk space allocated before anything is written.
+
+``np.lib.format.open_memmap`` creates a sparse file: when the disk fills up while the map is written, the kernel
+kills the process with SIGBUS ("Bus error": no Python error, no clean-up, a sweep lost). :func:`create` allocates
+every byte first, so a full disk is an ``OSError`` (``ENOSPC``) naming the file and the room it needs, raised before
+a byte is written, and the file is removed.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def create(path: str | Path, dtype, shape: tuple[int, ...]) -> np.memmap:
+    """A new ``.npy`` file at ``path`` of ``shape`` and ``dtype``, memory-mapped for writing, its space allocated.
+
+    Raises:
+        OSError: ``ENOSPC`` (or ``EDQUOT``) when the disk (or quota) cannot hold it; nothing is left at ``path``.
+    """
+    path = Path(path)
+    array = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+    size = path.stat().st_size
+    try:
+        _allocate(path, size)
+    except OSError as error:
+        del array
+        path.unlink(missing_ok=True)
+        if error.errno not in _FULL:
+            raise
+        free = shutil.disk_usage(path.parent).free
+        raise OSError(error.errno, f"No room for {path.name} ({size / 1e9:.2f} GB) in {path.parent} "
+                                   f"({free / 1e9:.2f} GB free): free disk space there") from None
+    return array
+
+
+def _allocate(path: Path, size: int) -> None:
+    """Allocate the first ``size`` bytes of ``path`` on disk (checked against the free space where the system cannot
+    allocate ahead)."""
+    if hasattr(os, "posix_fallocate"):
+        with open(path, "r+b") as file:
+            os.posix_fallocate(file.fileno(), 0, size)
+    elif shutil.disk_usage(path.parent).free < size:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
