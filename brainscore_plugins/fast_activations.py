@@ -92,8 +92,10 @@ class _PrefetchingExtractor(ActivationsExtractorHelper):
         if cached is not None:
             return cached
         preprocess = self.preprocess  # the thread's own: the extractor answers self.preprocess from the array
+        stop = None
         if self.decode_in_workers and self._workers() > 0 and len(paths) > batch_size:
-            batches = (batch for _, batch in self._pipeline(paths, batch_size))
+            pipeline = self._pipeline(paths, batch_size)
+            batches, stop = (batch for _, batch in pipeline), getattr(pipeline, "_shutdown_workers", None)
         else:
             batches = (np.asarray(preprocess(paths[i:i + batch_size])) for i in range(0, len(paths), batch_size))
         entry = cache.entry(key, len(paths))
@@ -105,7 +107,7 @@ class _PrefetchingExtractor(ActivationsExtractorHelper):
             warnings.warn(f"The pixel cache is skipped for this run: {error.strerror}, or set "
                           f"${settings.PIXEL_CACHE}=0 to turn the cache off", stacklevel=2)
             return None
-        return _Filling(entry, batches, batch_size)
+        return _Filling(entry, batches, batch_size, stop)
 
     def _workers(self) -> int:
         return min(4, settings.cores()) if self.workers is None else self.workers
@@ -129,10 +131,11 @@ class _Filling:
     """A pixel-cache entry being computed by a background thread from ``batches`` (an iterator, in order, of the
     batches after those ``entry`` holds), and committed once complete; reading rows (``filling[start:stop]``, a copy)
     waits until they are written, so the caller's forward pass overlaps the decoding. A failure of the computation is
-    raised to the reader; the entry is then discarded."""
+    raised to the reader; the entry is then discarded, and ``stop`` (if given) called: it ends the worker processes
+    that compute ``batches`` (left to the garbage collector in another thread, their shutdown waits 5 s each)."""
 
-    def __init__(self, entry, batches, batch_size: int):
-        self._entry, self._rows, self._error = entry, entry.rows, None
+    def __init__(self, entry, batches, batch_size: int, stop=None):
+        self._entry, self._rows, self._error, self._stop = entry, entry.rows, None, stop
         self._array, self._filled = entry.array, entry.filled
         self._ready = threading.Condition()
         self._thread = threading.Thread(target=self._fill, args=(batches, batch_size), daemon=True)
@@ -150,6 +153,8 @@ class _Filling:
                     self._ready.notify_all()
             self._entry.commit()
         except BaseException as error:  # noqa: BLE001 - handed to the reader
+            if self._stop is not None:
+                self._stop()
             self._entry.discard()
             with self._ready:
                 self._error = error

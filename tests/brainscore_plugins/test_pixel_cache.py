@@ -2,6 +2,7 @@
 files' bytes and the configuration, written atomically, bounded."""
 from __future__ import annotations
 
+import multiprocessing
 import os
 
 import numpy as np
@@ -172,7 +173,7 @@ def test_a_cold_entry_is_read_while_it_is_filled_and_a_failure_reaches_the_reade
     import time
     monkeypatch.setattr(fast_activations._PrefetchingExtractor, "decode_in_workers", in_workers)
     extractor = _wrapper("a", factory.create_model("spvvs_resnet18_imagenet_full", pretrained=False))._extractor
-    expected = extractor.preprocess(images)
+    expected, before = extractor.preprocess(images), set(multiprocessing.active_children())
     filling = extractor.preprocessed(images, batch_size=8)  # 8, 8, 5 (padded)
     assert isinstance(filling, fast_activations._Filling) and len(filling) == 21
     np.testing.assert_array_equal(np.concatenate([filling[0:5], filling[5:13], filling[13:21]]), expected)
@@ -187,6 +188,8 @@ def test_a_cold_entry_is_read_while_it_is_filled_and_a_failure_reaches_the_reade
     np.testing.assert_array_equal(filling[0:8], expected[:8])  # what was computed before the failure
     with pytest.raises(Exception, match="cannot identify image file .*broken.png"):
         filling[8:16]
+    filling.join()
+    assert set(multiprocessing.active_children()) <= before  # a failed pipeline's workers end now, not when collected
     assert len(list(cache.folder.glob("*.npy"))) == 1 and not list(cache.folder.glob(".*"))  # nothing half-written
 
 
