@@ -24,19 +24,18 @@ def create(path: str | Path, dtype, shape: tuple[int, ...]) -> np.memmap:
         OSError: ``ENOSPC`` (or ``EDQUOT``) when the disk (or quota) cannot hold it; nothing is left at ``path``.
     """
     path = Path(path)
-    array = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+    np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape).flush()  # the header, and a sparse body
     size = path.stat().st_size
     try:
         _allocate(path, size)
     except OSError as error:
-        del array
         path.unlink(missing_ok=True)
         if error.errno not in _FULL:
             raise
         free = shutil.disk_usage(path.parent).free
         raise OSError(error.errno, f"No room for {path.name} ({size / 1e9:.2f} GB) in {path.parent} "
                                    f"({free / 1e9:.2f} GB free): free disk space there") from None
-    return array
+    return np.load(path, mmap_mode="r+")
 
 
 def _allocate(path: Path, size: int) -> None:

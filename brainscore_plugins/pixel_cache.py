@@ -33,8 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import npy_memmap, settings
-from .errors import PlantedCacheFileError
+from . import cache_files, npy_memmap, settings
 
 _LIBRARIES = ("numpy", "Pillow", "albumentations", "opencv-python-headless", "opencv-python", "torchvision")
 
@@ -87,12 +86,12 @@ class PixelCache:
         for path in paths:
             s = os.stat(path)
             status.update(f"{os.path.abspath(path)}\0{s.st_size}:{s.st_ino}:{s.st_mtime_ns}:{s.st_ctime_ns}\0".encode())
-        index = self._unlinked(self.folder / "index") / status.hexdigest()
+        index = cache_files.unlinked(self.folder / "index") / status.hexdigest()
         with contextlib.suppress(OSError, UnicodeDecodeError):
-            file = os.open(index, os.O_RDONLY | _NO_FOLLOW)
+            file = os.open(index, os.O_RDONLY | cache_files.NO_FOLLOW)
             with os.fdopen(file, "rb") as remembered:
                 digest = remembered.read(65).decode()
-            if len(digest) == 64 and all(c in "0123456789abcdef" for c in digest):
+            if cache_files.SHA256.fullmatch(digest):
                 return digest
         digest = digests.files(paths)
         with contextlib.suppress(OSError):
@@ -107,14 +106,10 @@ class PixelCache:
         Raises:
             PlantedCacheFileError: the entry or the cache folder is a symbolic link.
         """
-        path = self._unlinked(self.folder) / f"{key}.npy"
+        path = cache_files.unlinked(self.folder) / f"{key}.npy"
         try:
-            file = os.open(path, os.O_RDONLY | _NO_FOLLOW)
-        except FileNotFoundError:
-            return None
-        except OSError as error:
-            if path.is_symlink():
-                raise _planted(path) from error
+            file = cache_files.open_file(path, os.O_RDONLY)
+        except OSError:  # absent or unreadable (a planted link is raised)
             return None
         with os.fdopen(file, "rb") as opened:
             pixels = _mapped(opened, rows)
@@ -125,11 +120,6 @@ class PixelCache:
         with contextlib.suppress(OSError):
             os.utime(path)  # recently used: evicted last
         return pixels
-
-    def _unlinked(self, folder: Path) -> Path:
-        if folder.is_symlink():
-            raise _planted(folder)
-        return folder
 
     def entry(self, key: str, rows: int) -> "Entry":
         """A new entry of ``rows`` images for ``key``, filled batch by batch, then committed."""
@@ -149,15 +139,6 @@ class PixelCache:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
             total -= size
-
-
-_NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
-
-
-def _planted(path: Path) -> PlantedCacheFileError:
-    return PlantedCacheFileError(f"{path} is a symbolic link (to {os.readlink(path)}), which the pixel cache never "
-                                 f"creates: refusing to follow it. Remove the link, and check who can write to "
-                                 f"{path.parent}.")
 
 
 def _mapped(file, rows: int) -> np.ndarray | None:

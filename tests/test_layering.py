@@ -11,7 +11,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 LAYERS = (  # lowest first; a module belongs to the layer of the longest prefix that names it
-    ("foundation", ("errors", "settings", "npy_memmap")),
+    ("foundation", ("errors", "settings", "npy_memmap", "cache_files")),
     ("building blocks", ("weights", "architectures", "preprocessing", "pixel_cache", "synthetic_recordings",
                          "algonauts.data", "algonauts.splits", "algonauts.predictor")),
     ("family declarations", ("families",)),

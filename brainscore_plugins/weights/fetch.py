@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
+import functools
 import hashlib
 import http.client
 import json
@@ -53,13 +53,11 @@ from typing import Callable, Iterator, Literal
 from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
+from .. import cache_files
 from ..errors import CheckpointInvalidError, ChecksumMismatchError, WeightsUnavailableError
 from ..settings import LOCK_TIMEOUT, MIRROR, cache_dir, hf_cache, hf_offline, lock_timeout, mirror
 
 CHUNK = 1 << 20
-_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
-_NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 _logger = logging.getLogger(__name__)
 
 
@@ -78,10 +76,9 @@ class Weights:
     identity: tuple[int, int, int, int]
 
 
-def _planted(path: Path) -> WeightsUnavailableError:
-    return WeightsUnavailableError(
-        f"{path} is a symbolic link (to {os.readlink(path)}), which a cache file or folder never is: refusing to "
-        f"follow it. Remove the link, and check who can write to {path.parent}.")
+# cache files never through a planted link (cache_files), refused as weights that are unavailable
+_open = functools.partial(cache_files.open_file, error=WeightsUnavailableError)
+_lstat = functools.partial(cache_files.lstat, error=WeightsUnavailableError)
 
 
 def _unlinked(root: Path, relative_path: str) -> Path:
@@ -93,30 +90,8 @@ def _unlinked(root: Path, relative_path: str) -> Path:
     """
     path = root / relative_path
     for folder in reversed(path.relative_to(root).parents[:-1]):
-        if (root / folder).is_symlink():
-            raise _planted(root / folder)
+        cache_files.unlinked(root / folder, WeightsUnavailableError)
     return path
-
-
-def _open(path: Path, flags: int) -> int:
-    """``os.open`` of a cache file, refusing a symbolic link; a created file gets the umask's mode."""
-    try:
-        return os.open(path, flags | _NO_FOLLOW | _BINARY, 0o666)
-    except OSError as error:
-        if error.errno in (errno.ELOOP, errno.EMLINK, errno.EEXIST) and path.is_symlink():
-            raise _planted(path) from error
-        raise
-
-
-def _lstat(path: Path) -> os.stat_result | None:
-    """The cache file's status (``None``: absent); a symbolic link is refused."""
-    try:
-        status = os.lstat(path)
-    except FileNotFoundError:
-        return None
-    if stat.S_ISLNK(status.st_mode):
-        raise _planted(path)
-    return status
 
 
 def _identity(status: os.stat_result | None) -> tuple[int, int, int, int] | None:
@@ -168,7 +143,7 @@ def _write(path: Path, text: str) -> None:
 def _hash(path: Path, follow_links: bool) -> tuple[str, tuple[int, int, int, int]]:
     """sha256 and identity of ``path`` (a cache file: never through a link)."""
     digest = hashlib.sha256()
-    fd = os.open(path, os.O_RDONLY | _BINARY) if follow_links else _open(path, os.O_RDONLY)
+    fd = os.open(path, os.O_RDONLY | cache_files.BINARY) if follow_links else _open(path, os.O_RDONLY)
     with os.fdopen(fd, "rb") as f:
         for block in iter(lambda: f.read(CHUNK), b""):
             digest.update(block)
@@ -500,10 +475,10 @@ def _hf_published(repo_id: str, filename: str, path: Path, offline: bool) -> str
             _logger.info("Could not ask the Hugging Face Hub for the sha256 of %s (%s); using its cache's", filename,
                          error)
         else:
-            if etag and _SHA256.fullmatch(etag):
+            if etag and cache_files.SHA256.fullmatch(etag):
                 return etag
     blob = Path(os.path.realpath(path))
-    return blob.name if blob.parent.name == "blobs" and _SHA256.fullmatch(blob.name) else None
+    return blob.name if blob.parent.name == "blobs" and cache_files.SHA256.fullmatch(blob.name) else None
 
 
 def fetch_hf(repo_id: str, filename: str, sha256: str | None = None, progress: bool = True,
