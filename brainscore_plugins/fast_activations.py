@@ -98,14 +98,15 @@ class _PrefetchingExtractor(ActivationsExtractorHelper):
             batches, stop = (batch for _, batch in pipeline), getattr(pipeline, "_shutdown_workers", None)
         else:
             batches = (np.asarray(preprocess(paths[i:i + batch_size])) for i in range(0, len(paths), batch_size))
-        entry = cache.entry(key, len(paths))
+        entry, first = cache.entry(key, len(paths)), next(batches)
         try:
-            entry.write(0, next(batches))  # allocates the whole entry: a full disk shows here, not in the thread
+            entry.write(0, first)  # allocates the whole entry: a full disk shows here, not in the thread
         except OSError as error:
             if error.errno not in (errno.ENOSPC, errno.EDQUOT):
                 raise
-            warnings.warn(f"The pixel cache is skipped for this run: {error.strerror}, or set "
-                          f"${settings.PIXEL_CACHE}=0 to turn the cache off", stacklevel=2)
+            warnings.warn(f"The pixel cache is skipped for this run: no room for its {len(paths)} images "
+                          f"({len(paths) * first[0].nbytes / 1e9:.2f} GB) in {cache.folder}: free disk space there, "
+                          f"or set ${settings.PIXEL_CACHE}=0 to turn the cache off", stacklevel=2)
             return None
         return _Filling(entry, batches, batch_size, stop)
 

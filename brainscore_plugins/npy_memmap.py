@@ -33,8 +33,8 @@ def create(path: str | Path, dtype, shape: tuple[int, ...]) -> np.memmap:
         if error.errno not in _FULL:
             raise
         free = shutil.disk_usage(path.parent).free
-        raise OSError(error.errno, f"No room for {path.name} ({size / 1e9:.2f} GB) in {path.parent} "
-                                   f"({free / 1e9:.2f} GB free): free disk space there") from None
+        raise OSError(error.errno, f"No room for {size / 1e9:.2f} GB in {path.parent} ({free / 1e9:.2f} GB free) "
+                                   f"to write {path.name}: free disk space there") from None
     return np.load(path, mmap_mode="r+")
 
 

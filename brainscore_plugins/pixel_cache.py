@@ -14,7 +14,9 @@ sweep over 100 checkpoints of one architecture would decode, resize and normalis
   processes (a sweep's model processes, Ray tasks on one node) never read half of an entry; two that compute one at
   the same time write the same array, and the last move wins.
 * **Bounded and evictable**: after a write, the least recently used entries are removed until the folder holds at
-  most ``$BRAINSCORE_PLUGINS_PIXEL_CACHE_GB`` (0 turns the cache off).
+  most ``$BRAINSCORE_PLUGINS_PIXEL_CACHE_GB`` (0 turns the cache off); entries being written count, and stay.
+* **Allocated before written** (:mod:`.npy_memmap`): a disk without room for an entry is an ``OSError`` at its first
+  batch (the run then goes on without the cache), never a SIGBUS while the memory map is written.
 * **Never followed elsewhere**: an entry or the folder that is a symbolic link is refused
   (:class:`~.errors.PlantedCacheFileError`); an entry that is not a complete float array of the run's images
   (damaged, truncated, another shape) is removed and computed again.
@@ -29,12 +31,14 @@ import hashlib
 import json
 import os
 import stat
+import time
 from pathlib import Path
 
 import numpy as np
 
 from . import cache_files, npy_memmap, settings
 
+STALE_SECONDS = 24 * 3600  # an entry being written that has not changed for a day was left by a killed process
 _LIBRARIES = ("numpy", "Pillow", "albumentations", "opencv-python-headless", "opencv-python", "torchvision")
 
 
@@ -126,13 +130,19 @@ class PixelCache:
         return Entry(self, key, rows)
 
     def trim(self) -> None:
-        """Remove the least recently used entries until the folder holds at most ``max_bytes``."""
-        entries = []
+        """Remove the least recently used entries until the folder holds at most ``max_bytes``, counting the entries
+        being written; those are never removed, unless a day old (left by a process that was killed)."""
+        entries, writing, now = [], 0, time.time()
         for path in self.folder.glob("*.npy"):
             with contextlib.suppress(FileNotFoundError):
                 status = path.lstat()
-                entries.append((status.st_mtime, status.st_size, path))
-        total = sum(size for _, size, _ in entries)
+                if not path.name.startswith("."):
+                    entries.append((status.st_mtime, status.st_size, path))
+                elif now - status.st_mtime > STALE_SECONDS:
+                    path.unlink()
+                else:
+                    writing += status.st_size
+        total = writing + sum(size for _, size, _ in entries)
         for _, size, path in sorted(entries):
             if total <= self.max_bytes:
                 break

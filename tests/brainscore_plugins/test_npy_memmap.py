@@ -34,7 +34,8 @@ def test_a_full_disk_is_an_oserror_naming_the_room_and_leaves_nothing(system, tm
         monkeypatch.delattr(os, "posix_fallocate", raising=False)
         free = shutil.disk_usage(tmp_path)._replace(free=10 ** 6)
         monkeypatch.setattr(shutil, "disk_usage", lambda path: free)
-    with pytest.raises(OSError, match=r"No room for big\.npy \(0\.01 GB\) in .*: free disk space there") as caught:
+    named = r"No room for 0\.01 GB in .* \(\d+\.\d\d GB free\) to write big\.npy: free disk space there"
+    with pytest.raises(OSError, match=named) as caught:
         npy_memmap.create(tmp_path / "big.npy", np.float32, (2000, 1000))
     assert caught.value.errno == errno.ENOSPC
     assert list(tmp_path.iterdir()) == []

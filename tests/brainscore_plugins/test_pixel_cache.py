@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import time
 
 import numpy as np
 import pytest
@@ -88,6 +89,12 @@ def test_a_failed_run_leaves_no_entry_and_the_bound_evicts_the_least_recently_us
     entry.commit()
     assert sorted(p.stem for p in cache.folder.glob("*.npy")) == ["new", "newest", "old"]  # "middle" evicted
     assert np.array_equal(cache.get("new", 4), np.full((4, 10), 2, np.float32))
+    size = (cache.folder / "old.npy").stat().st_size
+    (cache.folder / ".other.1.a.tmp.npy").write_bytes(b"x" * size)  # another process's entry, being written
+    (cache.folder / ".killed.2.b.tmp.npy").write_bytes(b"x" * size)  # a killed process's, a day old
+    os.utime(cache.folder / ".killed.2.b.tmp.npy", (0, time.time() - pixel_cache.STALE_SECONDS - 60))
+    cache.trim()  # the one being written counts, and stays; the stale one is removed; the oldest entry goes
+    assert sorted(p.name for p in cache.folder.glob("*.npy")) == [".other.1.a.tmp.npy", "new.npy", "newest.npy"]
 
 
 def test_zero_turns_the_cache_off(images, cache, monkeypatch):
@@ -203,8 +210,9 @@ def test_a_full_disk_skips_the_cache_for_the_run_with_a_warning(images, cache, m
     network = factory.create_model("spvvs_resnet18_imagenet_full", pretrained=False)
     expected = _wrapper("reference", network, PytorchWrapper)(images, layers=LAYERS)
     monkeypatch.setattr(os, "posix_fallocate", full)
-    with pytest.warns(UserWarning, match=r"The pixel cache is skipped for this run: No room for .*\.npy .* free disk "
-                                         r"space there, or set \$BRAINSCORE_PLUGINS_PIXEL_CACHE_GB=0"):
+    with pytest.warns(UserWarning, match=r"The pixel cache is skipped for this run: no room for its 21 images \(0\.00 "
+                                         r"GB\) in .*pixels: free disk space there, or set "
+                                         r"\$BRAINSCORE_PLUGINS_PIXEL_CACHE_GB=0"):
         ours = _wrapper("a", network)(images, layers=LAYERS)
     np.testing.assert_array_equal(ours.values, expected.values)
     assert list(cache.folder.glob("*.npy")) == [] and list(cache.folder.glob(".*")) == []
