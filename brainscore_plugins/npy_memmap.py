@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 _FULL = (errno.ENOSPC, errno.EDQUOT)
+_UNSUPPORTED = (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS)  # posix_fallocate where the file system has none
 
 
 def create(path: str | Path, dtype, shape: tuple[int, ...]) -> np.memmap:
@@ -39,10 +40,15 @@ def create(path: str | Path, dtype, shape: tuple[int, ...]) -> np.memmap:
 
 
 def _allocate(path: Path, size: int) -> None:
-    """Allocate the first ``size`` bytes of ``path`` on disk (checked against the free space where the system cannot
-    allocate ahead)."""
+    """Allocate the first ``size`` bytes of ``path`` on disk; where the system or the file system cannot allocate
+    ahead (macOS, some network file systems), check them against the free space instead."""
     if hasattr(os, "posix_fallocate"):
-        with open(path, "r+b") as file:
-            os.posix_fallocate(file.fileno(), 0, size)
-    elif shutil.disk_usage(path.parent).free < size:
+        try:
+            with open(path, "r+b") as file:
+                os.posix_fallocate(file.fileno(), 0, size)
+            return
+        except OSError as error:
+            if error.errno not in _UNSUPPORTED:
+                raise
+    if shutil.disk_usage(path.parent).free < size:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))

@@ -26,12 +26,19 @@ def _full(*args):
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
-@pytest.mark.parametrize("system", ["linux", "without posix_fallocate"])
+def _unsupported(*args):
+    raise OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP))
+
+
+@pytest.mark.parametrize("system", ["linux", "without posix_fallocate", "a file system that cannot allocate"])
 def test_a_full_disk_is_an_oserror_naming_the_room_and_leaves_nothing(system, tmp_path, monkeypatch):
     if system == "linux":
         monkeypatch.setattr(os, "posix_fallocate", _full)
-    else:  # macOS: the free space is checked instead
-        monkeypatch.delattr(os, "posix_fallocate", raising=False)
+    else:  # macOS, or a file system without fallocate: the free space is checked instead
+        if system == "without posix_fallocate":
+            monkeypatch.delattr(os, "posix_fallocate", raising=False)
+        else:
+            monkeypatch.setattr(os, "posix_fallocate", _unsupported)
         free = shutil.disk_usage(tmp_path)._replace(free=10 ** 6)
         monkeypatch.setattr(shutil, "disk_usage", lambda path: free)
     named = r"No room for 0\.01 GB in .* \(\d+\.\d\d GB free\) to write big\.npy: free disk space there"
@@ -48,3 +55,12 @@ def test_another_error_is_raised_as_it_is_and_leaves_nothing(tmp_path, monkeypat
     with pytest.raises(OSError, match="Input/output error") as caught:
         npy_memmap.create(tmp_path / "a.npy", np.float64, (10, 10))
     assert caught.value.errno == errno.EIO and list(tmp_path.iterdir()) == []
+
+
+def test_a_file_system_that_cannot_allocate_ahead_with_room_gets_the_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "posix_fallocate", _unsupported)
+    array = npy_memmap.create(tmp_path / "a.npy", np.float32, (4, 5))
+    array[:] = 1
+    array.flush()
+    del array
+    np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), np.ones((4, 5), np.float32))
