@@ -213,11 +213,18 @@ def _child_main(task: Task, send, environ: dict, alive) -> None:
     import signal
     import threading
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's: it stops the children (SIGTERM)
+    signal.signal(signal.SIGTERM, _terminated)
     threading.Thread(target=exit_when_closed, args=(alive,), daemon=True, name="driver watchdog").start()
     os.environ.clear()
     os.environ.update(environ)  # the forkserver's environment is the one it started with, not the driver's now
     send.send(score_model(task))
     send.close()
+
+
+def _terminated(signal_number, _frame) -> None:
+    """Stopped by the driver: exit through the interpreter, so that what is being written is removed (the scoring's
+    temporary folder, a half-written cache file) instead of left behind."""
+    raise SystemExit(128 + signal_number)
 
 
 def exit_when_closed(alive) -> None:

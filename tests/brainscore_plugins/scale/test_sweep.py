@@ -96,12 +96,14 @@ def _terminal_signals():
 @pytest.mark.slow
 def test_an_interrupted_sweep_says_so_on_one_line_and_keeps_its_rows(environment, repo):
     """Ctrl-C (SIGINT to the whole process group, as a terminal sends it): status 130, one line, no traceback from
-    the driver or a model's process, the finished rows kept."""
-    path = environment / "results.parquet"
+    the driver or a model's process, the finished rows kept, and the stopped model's temporary folder removed."""
+    path, temporary = environment / "results.parquet", environment / "tmp"
+    temporary.mkdir()
     process = subprocess.Popen([sys.executable, "-m", "brainscore_plugins", "sweep", *GOOD,
                                 "spvvs_resnet18_imagenet_full", "--benchmark", BENCHMARKS[0], "--results", str(path),
                                 "--quiet"], cwd=repo, start_new_session=True, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True, preexec_fn=_terminal_signals)
+                               stderr=subprocess.PIPE, text=True, preexec_fn=_terminal_signals,
+                               env={**os.environ, "TMPDIR": str(temporary)})
     deadline = time.monotonic() + 300
     while len(results.read(path)) == 0 and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -111,6 +113,7 @@ def test_an_interrupted_sweep_says_so_on_one_line_and_keeps_its_rows(environment
     assert [line for line in stderr.splitlines() if line.startswith("error:")] == ["error: interrupted"]
     table = results.read(path)
     assert 1 <= len(table) <= 2 and (table.status == "ok").all()
+    assert not list(temporary.glob("brainscore-plugins-scoring-*"))  # the model stopped in flight cleaned up
 
 
 @pytest.mark.slow
